@@ -1,0 +1,1 @@
+"""Chain adapters: one module per node dialect, raw JSON-RPC in, models out."""

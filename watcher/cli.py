@@ -1,0 +1,163 @@
+"""Command line: the only place that prints for people or picks an exit code.
+
+Exit codes (also used by the systemd unit, e.g. ``RestartPreventExitStatus=``):
+
+* ``0``  (EXIT_OK): normal stop, including SIGTERM/SIGINT.
+* ``1``  (EXIT_FAILURE): the daemon failed at run time (store, node identity, a crash).
+* ``2``  (EXIT_CONFIG): the configuration is invalid; nothing was started.
+* ``64`` (EXIT_USAGE): the command line itself is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import structlog
+
+from watcher import __version__
+from watcher.config import WatcherConfig, load_config
+from watcher.errors import ConfigError, WatcherError
+from watcher.logs import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+EXIT_USAGE = 64
+
+DEFAULT_CONFIG = Path(os.environ.get("WATCHER_CONFIG", "/etc/watcher/config.yaml"))
+
+_EPILOG = (
+    "exit codes: 0 ok, 1 run-time failure, 2 invalid configuration (nothing started), "
+    "64 bad command line"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the usage-error exit code of this program (64, not 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``watcher`` command."""
+    parser = _Parser(
+        prog="watcher",
+        description="Watch blockchain nodes and deliver signed webhooks.",
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"watcher {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG,
+            help=f"configuration file (default: $WATCHER_CONFIG or {DEFAULT_CONFIG})",
+        )
+
+    run = commands.add_parser("run", help="run the daemon in the foreground", epilog=_EPILOG)
+    with_config(run)
+    check = commands.add_parser(
+        "check-config", help="validate a configuration file and exit", epilog=_EPILOG
+    )
+    with_config(check)
+    demo = commands.add_parser(
+        "demo", help="start a dev chain, a receiver and the daemon, and show webhooks arriving"
+    )
+    demo.add_argument("--anvil", help="path of the anvil binary (default: $WATCHER_ANVIL or PATH)")
+    demo.add_argument(
+        "--max-webhooks",
+        type=int,
+        default=0,
+        help="exit after this many verified webhooks (default: run until Ctrl-C)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``watcher`` console script."""
+    args = build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.config)
+    if args.command == "run":
+        return _run(args.config)
+    if args.command == "demo":
+        return _demo(args.anvil, args.max_webhooks)
+    raise AssertionError(args.command)
+
+
+def _load(path: Path) -> WatcherConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: invalid configuration:", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return None
+
+
+def _check_config(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return EXIT_CONFIG
+    addresses = sum(len(s.addresses) for s in config.subscriptions)
+    print(
+        f"{path}: ok ({len(config.chains)} chain(s), {len(config.subscriptions)} subscription(s), "
+        f"{addresses} watched address(es))"
+    )
+    return EXIT_OK
+
+
+def _run(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return EXIT_CONFIG
+    configure_logging(config.log.level, config.log.format)
+    from watcher.daemon import serve
+
+    failures: list[WatcherError] = []
+    try:
+        asyncio.run(serve(config))
+    except* WatcherError as group:
+        failures = _leaves(group)
+    for exc in failures:
+        structlog.get_logger().error("watcher_failed", error=str(exc))
+    return EXIT_FAILURE if failures else EXIT_OK
+
+
+def _demo(anvil: str | None, max_webhooks: int) -> int:
+    from watcher.demo import DemoError, run_demo
+
+    configure_logging("warning", "auto")
+    try:
+        asyncio.run(run_demo(anvil=anvil, max_webhooks=max_webhooks, say=_say))
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("\ndemo stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _leaves(group: BaseExceptionGroup[WatcherError]) -> list[WatcherError]:
+    out: list[WatcherError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out

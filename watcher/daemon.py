@@ -1,0 +1,100 @@
+"""Wiring and lifecycle: open resources, run one follower per chain and the delivery worker.
+
+Resources are opened on an AsyncExitStack and the loops run as named tasks of one TaskGroup,
+so a crash in any of them cancels the others visibly. SIGTERM and SIGINT set the stop event:
+followers stop polling, the delivery worker stops claiming and drains what is in flight
+within ``delivery.drain_timeout_s``, and the store is closed last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from watcher import __version__
+from watcher.chains.ethereum import EthereumClient
+from watcher.config import WatcherConfig
+from watcher.delivery import DeliveryWorker, webhook_session
+from watcher.follower import ChainFollower
+from watcher.store import SQLiteStore
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Daemon:
+    """One running watcher: what ``watcher run`` starts."""
+
+    config: WatcherConfig
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    followers: list[ChainFollower] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Run until :attr:`stop` is set."""
+        config = self.config
+        async with AsyncExitStack() as stack:
+            store = await SQLiteStore.open(config.store.path)
+            stack.push_async_callback(store.close)
+            released = await store.release_leases()
+            if released:
+                log.info("delivery_leases_released", count=released)
+            rpc = await stack.enter_async_context(aiohttp.ClientSession())
+            hooks = await stack.enter_async_context(webhook_session(config.delivery))
+            worker = DeliveryWorker(
+                store=store,
+                subscriptions={s.id: s for s in config.subscriptions},
+                session=hooks,
+                config=config.delivery,
+            )
+            self.followers = [
+                ChainFollower(
+                    chain=chain.name,
+                    client=EthereumClient(chain.name, chain.rpc_url, rpc, chain.request_timeout_s),
+                    store=store,
+                    subscriptions=config.subscriptions,
+                    start=chain.start,
+                    expected_chain_id=chain.chain_id,
+                    batch_size=chain.batch_size,
+                    poll_interval_s=chain.poll_interval_s,
+                    on_deliveries=worker.notify,
+                )
+                for chain in config.chains
+            ]
+            log.info(
+                "watcher_started",
+                version=__version__,
+                store=str(store.path),
+                chains=[c.name for c in config.chains],
+                subscriptions=len(config.subscriptions),
+            )
+            self.ready.set()
+            async with asyncio.TaskGroup() as tasks:
+                for follower in self.followers:
+                    tasks.create_task(follower.run(self.stop), name=f"follow:{follower.chain}")
+                tasks.create_task(worker.run(self.stop), name="deliver")
+        log.info("watcher_stopped")
+
+
+async def serve(config: WatcherConfig) -> None:
+    """Run a daemon in the foreground until SIGTERM or SIGINT."""
+    daemon = Daemon(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _request_stop, daemon.stop, sig)
+    try:
+        await daemon.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if not stop.is_set():
+        log.info("watcher_stopping", signal=sig.name)
+    stop.set()

@@ -1,0 +1,168 @@
+"""A throwaway local Ethereum dev chain (anvil) for the demo, the tests and the benchmarks.
+
+anvil keeps about 1 MB of state per mined block under its cache path and never deletes it,
+so every instance gets its own temporary folder, removed when the instance stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from watcher.errors import WatcherError
+
+STARTUP_TIMEOUT_S = 20.0
+REPO_ANVIL = (
+    Path(__file__).resolve().parent.parent
+    / "tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+)
+
+
+class DevChainError(WatcherError):
+    """anvil could not be found or started."""
+
+
+def find_anvil(explicit: str | None = None) -> str:
+    """The anvil binary: ``explicit``, else $WATCHER_ANVIL, the repo's tools folder, or PATH."""
+    for candidate in (explicit, os.environ.get("WATCHER_ANVIL"), str(REPO_ANVIL)):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise DevChainError("anvil not found: run `make setup`, or pass --anvil / set WATCHER_ANVIL")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Anvil:
+    """One anvil process on loopback with its own state folder."""
+
+    def __init__(self, binary: str, *, block_time_s: float | None = None, chain_id: int = 31337):
+        self.binary = binary
+        self.block_time_s = block_time_s
+        self.chain_id = chain_id
+        self.port = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._state_dir: str | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Anvil:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start anvil on a free port and wait until it answers ``eth_chainId``."""
+        self._state_dir = tempfile.mkdtemp(prefix="watcher-anvil-")
+        self._session = aiohttp.ClientSession()
+        for _ in range(5):
+            self.port = free_port()
+            args = [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--chain-id",
+                str(self.chain_id),
+                "--quiet",
+                "--cache-path",
+                self._state_dir,
+            ]
+            if self.block_time_s is None:
+                args.append("--no-mining")
+            else:
+                args += ["--block-time", str(self.block_time_s)]
+            self._process = await asyncio.create_subprocess_exec(
+                self.binary,
+                *args,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            if await self._wait_ready():
+                return
+        await self.stop()
+        raise DevChainError("anvil did not start")
+
+    async def _wait_ready(self) -> bool:
+        assert self._process is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.returncode is not None:
+                return False  # most likely the port was taken; the caller tries another
+            try:
+                await self.rpc("eth_chainId")
+                return True
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.02)  # poll
+        return False
+
+    async def stop(self) -> None:
+        """Stop the process and remove its state folder."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), timeout=5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        self._process = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    async def rpc(self, method: str, *params: Any) -> Any:
+        """Call ``method`` and return its result; RuntimeError on an RPC error."""
+        assert self._session is not None
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        headers = {"Content-Type": "application/json"}
+        async with self._session.post(
+            self.rpc_url, data=orjson.dumps(body), headers=headers
+        ) as resp:
+            reply = orjson.loads(await resp.read())
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    async def accounts(self) -> list[str]:
+        """The prefunded, unlocked dev accounts (lower-case)."""
+        return [str(a).lower() for a in await self.rpc("eth_accounts")]
+
+    async def send(self, sender: str, to: str, value_wei: int, **extra: Any) -> str:
+        """Send a transaction from an unlocked account; returns its hash."""
+        tx = {"from": sender, "to": to, "value": hex(value_wei), **extra}
+        return str(await self.rpc("eth_sendTransaction", tx))
+
+    async def mine(self, blocks: int = 1) -> None:
+        """Mine ``blocks`` blocks now."""
+        await self.rpc("anvil_mine", hex(blocks))
+
+    async def block_number(self) -> int:
+        return int(await self.rpc("eth_blockNumber"), 16)

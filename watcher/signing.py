@@ -1,0 +1,54 @@
+"""Webhook signatures (Standard Webhooks): pure functions, no I/O.
+
+The signed content is ``{webhook-id}.{webhook-timestamp}.{body}`` and the signature header
+is ``v1,<base64 HMAC-SHA256>``. Secrets given as ``whsec_<base64>`` are decoded as
+Standard Webhooks libraries expect; any other secret is used as its UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from watcher.errors import WatcherError
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+MIN_SECRET_BYTES = 16
+
+
+class SecretFormatError(WatcherError):
+    """A signing secret is malformed or too short."""
+
+
+def parse_secret(text: str) -> bytes:
+    """Turn a configured secret into key bytes."""
+    text = text.strip()
+    if text.startswith(SECRET_PREFIX):
+        try:
+            key = base64.b64decode(text[len(SECRET_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            raise SecretFormatError("a whsec_ secret must be base64 after the prefix") from None
+    else:
+        key = text.encode("utf-8")
+    if len(key) < MIN_SECRET_BYTES:
+        raise SecretFormatError(f"the secret must be at least {MIN_SECRET_BYTES} bytes long")
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value for one message."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def verify(key: bytes, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
+    """Whether any ``v1`` signature in ``header`` matches; constant-time comparison."""
+    expected = sign(key, msg_id, timestamp, body).encode("ascii")
+    return any(
+        hmac.compare_digest(expected, candidate.encode("ascii"))
+        for candidate in header.split()
+        if candidate.startswith("v1,")
+    )
