@@ -52,11 +52,19 @@ def free_port() -> int:
 class Anvil:
     """One anvil process on loopback with its own state folder."""
 
-    def __init__(self, binary: str, *, block_time_s: float | None = None, chain_id: int = 31337):
+    def __init__(
+        self,
+        binary: str,
+        *,
+        block_time_s: float | None = None,
+        chain_id: int = 31337,
+        port: int | None = None,
+    ) -> None:
         self.binary = binary
         self.block_time_s = block_time_s
         self.chain_id = chain_id
-        self.port = 0
+        self._fixed_port = port
+        self.port = port or 0
         self._process: asyncio.subprocess.Process | None = None
         self._state_dir: str | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -81,7 +89,7 @@ class Anvil:
         self._state_dir = tempfile.mkdtemp(prefix="watcher-anvil-")
         self._session = aiohttp.ClientSession()
         for _ in range(5):
-            self.port = free_port()
+            self.port = self._fixed_port or free_port()
             args = [
                 "--host",
                 "127.0.0.1",

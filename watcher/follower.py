@@ -64,6 +64,8 @@ class ChainFollower:
         self._cursor: BlockRef | None = None
         self._verified = False
         self.head_seen: int | None = None
+        self.polls = 0
+        self.last_poll_at: float | None = None
 
     @property
     def cursor(self) -> BlockRef | None:
@@ -77,6 +79,8 @@ class ChainFollower:
             started = self._clock()
             try:
                 await self.poll_once()
+                self.polls += 1
+                self.last_poll_at = self._clock()
             except RETRYABLE_NODE_ERRORS as exc:
                 delay = self._backoff.delay(failures)
                 failures += 1
