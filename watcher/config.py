@@ -22,9 +22,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from watcher import addresses, netguard
+from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
 from watcher.errors import ConfigError, ConfigIssue
-from watcher.models import EventType, Subscription
+from watcher.models import Direction, EventType, Kind, Subscription
 from watcher.signing import SecretFormatError, parse_secret
+from watcher.tracker import REORG_WINDOW
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -78,6 +80,9 @@ class ChainConfig(_Model):
     confirmations: Annotated[int, Field(ge=1, le=10_000)] = 12
     batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
     request_timeout_s: PositiveSeconds = 30.0
+    max_reorg_depth: Annotated[int, Field(ge=1, le=REORG_WINDOW - 1)] = 64
+    dropped_after_s: Annotated[float, Field(ge=0)] = 60.0
+    mempool: Literal["auto", "off"] = "auto"
 
 
 class SubscriptionConfig(_Model):
@@ -92,6 +97,10 @@ class SubscriptionConfig(_Model):
         EventType.TX_CONFIRMED,
     )
     confirmations: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    tokens: tuple[str, ...] = ()
+    kinds: Annotated[tuple[Kind, ...], Field(min_length=1)] = tuple(Kind)
+    direction: Literal["in", "out", "any"] = "any"
+    conditions: list[Any] | None = None
     url: str
     secret: SecretStr | None = None
     secret_file: Path | None = None
@@ -366,6 +375,12 @@ def _build_subscriptions(
                 doc.issue((*loc, "chain"), f"no chain named '{sub.chain}' (known: {known})")
             )
         watched = _subscription_addresses(sub, loc, base_dir, doc, issues)
+        tokens = _addresses_at(sub.tokens, (*loc, "tokens"), doc, issues)
+        condition: Condition = ALWAYS
+        try:
+            condition = parse_conditions(sub.conditions)
+        except ConditionError as exc:
+            issues.append(doc.issue((*loc, "conditions", *exc.path), exc.message))
         _check_url(sub.url, model.delivery, (*loc, "url"), doc, issues)
         secret = _subscription_secret(sub, loc, base_dir, doc, issues)
         if found is None or secret is None or len(issues) > before:
@@ -379,6 +394,10 @@ def _build_subscriptions(
                 confirmations=sub.confirmations or found.confirmations,
                 url=sub.url,
                 secret=secret,
+                tokens=frozenset(tokens),
+                kinds=frozenset(sub.kinds),
+                direction=None if sub.direction == "any" else Direction(sub.direction),
+                condition=condition,
             )
         )
     return tuple(built)
@@ -397,12 +416,7 @@ def _duplicates(names: Iterable[str]) -> list[str]:
 def _subscription_addresses(
     sub: SubscriptionConfig, loc: Loc, base_dir: Path, doc: _YamlDocument, issues: list[ConfigIssue]
 ) -> set[str]:
-    watched: set[str] = set()
-    for i, text in enumerate(sub.addresses):
-        try:
-            watched.add(addresses.normalize_ethereum(text))
-        except ValueError as exc:
-            issues.append(doc.issue((*loc, "addresses", i), str(exc)))
+    watched = _addresses_at(sub.addresses, (*loc, "addresses"), doc, issues)
     if sub.addresses_file is not None:
         file_loc = (*loc, "addresses_file")
         path = _resolve(base_dir, sub.addresses_file)
@@ -426,9 +440,27 @@ def _subscription_addresses(
             issues.append(
                 doc.issue(file_loc, f"{path}: {bad - _MAX_ISSUES_PER_FILE} more bad lines")
             )
-    if not sub.addresses and sub.addresses_file is None:
-        issues.append(doc.issue((*loc, "addresses"), "give addresses, addresses_file or both"))
+    needs_addresses = set(sub.events) != {EventType.BLOCK_MINED} and not sub.tokens
+    if needs_addresses and not sub.addresses and sub.addresses_file is None:
+        issues.append(
+            doc.issue(
+                (*loc, "addresses"),
+                "give addresses, addresses_file or tokens (only block.mined needs none)",
+            )
+        )
     return watched
+
+
+def _addresses_at(
+    texts: Iterable[str], loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> set[str]:
+    out: set[str] = set()
+    for i, text in enumerate(texts):
+        try:
+            out.add(addresses.normalize_ethereum(text))
+        except ValueError as exc:
+            issues.append(doc.issue((*loc, i), str(exc)))
+    return out
 
 
 def _is_http_url(url: str) -> bool:

@@ -62,6 +62,9 @@ class Daemon:
                     expected_chain_id=chain.chain_id,
                     batch_size=chain.batch_size,
                     poll_interval_s=chain.poll_interval_s,
+                    max_reorg_depth=chain.max_reorg_depth,
+                    dropped_grace_s=chain.dropped_after_s,
+                    watch_mempool=chain.mempool != "off",
                     on_deliveries=worker.notify,
                 )
                 for chain in config.chains

@@ -38,10 +38,11 @@ class ConfigError(WatcherError):
 class NodeError(WatcherError):
     """A node could not be reached or answered something unusable; the caller retries."""
 
-    def __init__(self, chain: str, method: str, reason: str) -> None:
+    def __init__(self, chain: str, method: str, reason: str, *, code: int | None = None) -> None:
         self.chain = chain
         self.method = method
         self.reason = reason
+        self.code = code
         super().__init__(f"{chain}: {method}: {reason}")
 
 

@@ -11,14 +11,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher.conditions import ALWAYS, Condition
+
 JSONObject = Mapping[str, Any]
 
 
 class EventType(enum.StrEnum):
     """The kinds of notification a subscription can ask for."""
 
+    TX_PENDING = "tx.pending"
     TX_MINED = "tx.mined"
     TX_CONFIRMED = "tx.confirmed"
+    TX_DROPPED = "tx.dropped"
+    TX_REPLACED = "tx.replaced"
+    TX_REORGED = "tx.reorged"
+    BLOCK_MINED = "block.mined"
+
+
+# Events about transactions in the node's mempool, and about transactions in blocks.
+MEMPOOL_EVENTS = frozenset({EventType.TX_PENDING, EventType.TX_DROPPED, EventType.TX_REPLACED})
+BLOCK_TX_EVENTS = frozenset({EventType.TX_MINED, EventType.TX_CONFIRMED, EventType.TX_REORGED})
+
+
+class Kind(enum.StrEnum):
+    """What moved: the chain's own currency, or a token."""
+
+    NATIVE = "native"
+    ERC20 = "erc20"
+    ERC721 = "erc721"
 
 
 class Direction(enum.StrEnum):
@@ -45,14 +65,30 @@ class Tx:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenTransfer:
+    """An ERC-20 or ERC-721 ``Transfer`` log, decoded by the chain adapter."""
+
+    kind: Kind
+    token: str
+    sender: str
+    recipient: str
+    amount: int | None
+    token_id: int | None
+    tx_hash: str
+    log_index: int
+    raw: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
-    """A block with its transactions, as the chain adapter normalised it."""
+    """A block with its transactions (and token transfers, when they were asked for)."""
 
     number: int
     hash: str
     parent_hash: str
     timestamp: int
     transactions: tuple[Tx, ...]
+    transfers: tuple[TokenTransfer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +110,15 @@ class Subscription:
     confirmations: int
     url: str
     secret: bytes = field(repr=False)
+    tokens: frozenset[str] = frozenset()
+    kinds: frozenset[Kind] = frozenset(Kind)
+    direction: Direction | None = None
+    condition: Condition = ALWAYS
+
+    @property
+    def wants_transfers(self) -> bool:
+        """Whether token transfers can concern this subscription."""
+        return bool(self.kinds - {Kind.NATIVE}) and bool(self.tokens or self.addresses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +141,46 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingConfirmation:
-    """A mined transaction waiting for a subscription's confirmation depth."""
+class Activity:
+    """Something a subscription was told was mined, remembered for confirmation and reorgs.
+
+    ``confirm_at`` is the height at which ``tx.confirmed`` is due (None when the subscription
+    does not want it); ``confirmed_event_id`` is set once it was sent.
+    """
 
     chain: str
     subscription_id: str
     mined_event_id: str
-    confirm_at: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    confirm_at: int | None
+    confirmed_event_id: str | None
     data: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMatch:
+    """A watched address a pending transaction touches, for one subscription."""
+
+    subscription_id: str
+    address: str
+    direction: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTx:
+    """A watched transaction seen in the mempool and not (yet) mined.
+
+    ``gone_since`` is when it was first missed from the pool; it is reported dropped once it
+    stays gone for the grace period.
+    """
+
+    chain: str
+    tx: Tx
+    first_seen: float
+    gone_since: float | None
+    matches: tuple[PoolMatch, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +190,25 @@ class BlockOutcome:
     block: BlockRef
     parent_hash: str
     events: tuple[Event, ...]
-    confirmations_added: tuple[PendingConfirmation, ...]
-    confirmations_done: tuple[PendingConfirmation, ...]
+    activities: tuple[Activity, ...]
+    pool_removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RewindOutcome:
+    """A reorg: blocks above ``ancestor`` left the canonical chain; ``events`` say so."""
+
+    ancestor: BlockRef
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOutcome:
+    """What one look at the mempool changed."""
+
+    events: tuple[Event, ...]
+    upserted: tuple[PendingTx, ...]
+    removed: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,10 +25,20 @@ import orjson
 
 from watcher.errors import StoreError
 from watcher.events import envelope
-from watcher.models import BlockOutcome, BlockRef, DeliveryJob, PendingConfirmation
-
-# How many recent block hashes to keep per chain (enough to walk back over a reorg).
-BLOCK_WINDOW = 256
+from watcher.models import (
+    Activity,
+    BlockOutcome,
+    BlockRef,
+    DeliveryJob,
+    Direction,
+    Event,
+    PendingTx,
+    PoolMatch,
+    PoolOutcome,
+    RewindOutcome,
+    Tx,
+)
+from watcher.tracker import REORG_WINDOW
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -71,13 +82,31 @@ _MIGRATIONS: tuple[str, ...] = (
         UNIQUE (event_id, subscription_id)
     );
     CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
-    CREATE TABLE confirmations (
+    CREATE TABLE activities (
         chain TEXT NOT NULL,
         subscription_id TEXT NOT NULL,
         mined_event_id TEXT NOT NULL,
-        confirm_at INTEGER NOT NULL,
+        tx_hash TEXT NOT NULL,
+        block_number INTEGER NOT NULL,
+        block_hash TEXT NOT NULL,
+        confirm_at INTEGER,
+        confirmed_event_id TEXT,
         data BLOB NOT NULL,
         PRIMARY KEY (chain, subscription_id, mined_event_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX activities_by_block ON activities (chain, block_number);
+    CREATE TABLE mempool (
+        chain TEXT NOT NULL,
+        tx_hash TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipient TEXT,
+        value TEXT NOT NULL,
+        nonce INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        first_seen REAL NOT NULL,
+        gone_since REAL,
+        matches BLOB NOT NULL,
+        PRIMARY KEY (chain, tx_hash)
     ) WITHOUT ROWID;
     """,
 )
@@ -89,6 +118,15 @@ class ChainState:
 
     chain_id: int | None
     cursor: BlockRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerState:
+    """Everything a chain's tracker remembers, as last committed."""
+
+    recent_blocks: list[BlockRef]
+    activities: list[Activity]
+    pending: list[PendingTx]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +156,15 @@ class Store(Protocol):
 
     async def set_chain_id(self, chain: str, chain_id: int) -> None: ...
 
-    async def pending_confirmations(self, chain: str) -> list[PendingConfirmation]: ...
+    async def tracker_state(self, chain: str) -> TrackerState: ...
 
     async def record_blocks(
         self, chain: str, expected: BlockRef | None, outcomes: Sequence[BlockOutcome]
     ) -> int: ...
+
+    async def rewind(self, chain: str, expected: BlockRef, outcome: RewindOutcome) -> int: ...
+
+    async def record_pool(self, chain: str, outcome: PoolOutcome) -> int: ...
 
     async def claim_due(self, now: float, limit: int, lease_s: float) -> list[DeliveryJob]: ...
 
@@ -209,18 +251,41 @@ class SQLiteStore:
                 (chain, chain_id, time.time()),
             )
 
-    async def pending_confirmations(self, chain: str) -> list[PendingConfirmation]:
-        """Mined transactions of ``chain`` still waiting for their confirmation depth."""
+    async def tracker_state(self, chain: str) -> TrackerState:
+        """The recent blocks, live activities and pending transactions of ``chain``."""
         async with self._lock:
-            rows = await self._fetchall(
-                "SELECT subscription_id, mined_event_id, confirm_at, data FROM confirmations "
-                "WHERE chain = ? ORDER BY confirm_at",
+            blocks = await self._fetchall(
+                "SELECT number, hash FROM blocks WHERE chain = ? ORDER BY number", (chain,)
+            )
+            activities = await self._fetchall(
+                "SELECT subscription_id, mined_event_id, tx_hash, block_number, block_hash, "
+                "confirm_at, confirmed_event_id, data FROM activities WHERE chain = ? "
+                "ORDER BY block_number",
                 (chain,),
             )
-        return [
-            PendingConfirmation(chain, str(r[0]), str(r[1]), int(r[2]), orjson.loads(r[3]))
-            for r in rows
-        ]
+            pending = await self._fetchall(
+                "SELECT tx_hash, sender, recipient, value, nonce, raw, first_seen, gone_since, "
+                "matches FROM mempool WHERE chain = ?",
+                (chain,),
+            )
+        return TrackerState(
+            recent_blocks=[BlockRef(int(r[0]), str(r[1])) for r in blocks],
+            activities=[
+                Activity(
+                    chain,
+                    str(r[0]),
+                    str(r[1]),
+                    str(r[2]),
+                    int(r[3]),
+                    str(r[4]),
+                    r[5],
+                    r[6],
+                    orjson.loads(r[7]),
+                )
+                for r in activities
+            ],
+            pending=[_pending_from_row(chain, r) for r in pending],
+        )
 
     async def record_blocks(
         self, chain: str, expected: BlockRef | None, outcomes: Sequence[BlockOutcome]
@@ -234,92 +299,138 @@ class SQLiteStore:
         if not outcomes:
             return 0
         now = time.time()
-        blocks = [(chain, o.block.number, o.block.hash, o.parent_hash) for o in outcomes]
-        events: list[tuple[Any, ...]] = []
-        deliveries: list[tuple[Any, ...]] = []
-        for outcome in outcomes:
-            for e in outcome.events:
-                events.append(
-                    (
-                        e.id,
-                        chain,
-                        e.type.value,
-                        e.tx_hash,
-                        e.block_number,
-                        e.block_hash,
-                        e.created_at,
-                    )
-                )
-                deliveries.append((e.id, e.subscription_id, envelope(e), e.created_at, now))
-        added = [
-            (chain, p.subscription_id, p.mined_event_id, p.confirm_at, orjson.dumps(p.data))
-            for o in outcomes
-            for p in o.confirmations_added
-        ]
-        done = [
-            (chain, p.subscription_id, p.mined_event_id)
-            for o in outcomes
-            for p in o.confirmations_done
-        ]
         head = outcomes[-1].block
+        async with self._transaction(chain, expected):
+            conn = self._conn
+            await conn.executemany(
+                "INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash) "
+                "VALUES (?, ?, ?, ?)",
+                [(chain, o.block.number, o.block.hash, o.parent_hash) for o in outcomes],
+            )
+            created = await self._insert_events(chain, [e for o in outcomes for e in o.events], now)
+            await conn.executemany(
+                "INSERT OR REPLACE INTO activities (chain, subscription_id, mined_event_id, "
+                "tx_hash, block_number, block_hash, confirm_at, confirmed_event_id, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        chain,
+                        a.subscription_id,
+                        a.mined_event_id,
+                        a.tx_hash,
+                        a.block_number,
+                        a.block_hash,
+                        a.confirm_at,
+                        a.confirmed_event_id,
+                        orjson.dumps(a.data),
+                    )
+                    for o in outcomes
+                    for a in o.activities
+                ],
+            )
+            await conn.executemany(
+                "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
+                [(chain, h) for o in outcomes for h in o.pool_removed],
+            )
+            await self._set_cursor(chain, head, now)
+            horizon = head.number - REORG_WINDOW
+            await conn.execute(
+                "DELETE FROM blocks WHERE chain = ? AND number < ?", (chain, horizon)
+            )
+            await conn.execute(
+                "DELETE FROM activities WHERE chain = ? AND block_number < ? "
+                "AND (confirm_at IS NULL OR confirmed_event_id IS NOT NULL)",
+                (chain, horizon),
+            )
+        return created
+
+    async def rewind(self, chain: str, expected: BlockRef, outcome: RewindOutcome) -> int:
+        """Move the cursor back to the reorg's common ancestor and record ``tx.reorged``."""
+        now = time.time()
+        ancestor = outcome.ancestor
+        async with self._transaction(chain, expected):
+            created = await self._insert_events(chain, outcome.events, now)
+            await self._conn.execute(
+                "DELETE FROM activities WHERE chain = ? AND block_number > ?",
+                (chain, ancestor.number),
+            )
+            await self._conn.execute(
+                "DELETE FROM blocks WHERE chain = ? AND number > ?", (chain, ancestor.number)
+            )
+            await self._set_cursor(chain, ancestor, now)
+        return created
+
+    async def record_pool(self, chain: str, outcome: PoolOutcome) -> int:
+        """Write what a look at the mempool produced; the cursor does not move."""
+        now = time.time()
+        async with self._transaction(chain, None, check_cursor=False):
+            created = await self._insert_events(chain, outcome.events, now)
+            await self._conn.executemany(
+                "INSERT OR REPLACE INTO mempool (chain, tx_hash, sender, recipient, value, "
+                "nonce, raw, first_seen, gone_since, matches) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_pending_row(chain, p) for p in outcome.upserted],
+            )
+            await self._conn.executemany(
+                "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
+                [(chain, h) for h in outcome.removed],
+            )
+        return created
+
+    @asynccontextmanager
+    async def _transaction(
+        self, chain: str, expected: BlockRef | None, *, check_cursor: bool = True
+    ) -> AsyncIterator[None]:
+        """One write transaction under the lock, after checking the cursor is ``expected``."""
         conn = self._conn
         async with self._lock:
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                row = await self._fetchone(
-                    "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
-                )
-                stored = BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
-                if stored != expected:
-                    raise CursorConflictError(
-                        f"{chain}: cursor is {stored}, expected {expected}; another writer?"
+                if check_cursor:
+                    row = await self._fetchone(
+                        "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
                     )
-                await conn.executemany(
-                    "INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash) "
-                    "VALUES (?, ?, ?, ?)",
-                    blocks,
-                )
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO events "
-                    "(id, chain, type, tx_hash, block_number, block_hash, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    events,
-                )
-                before = conn.total_changes
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO deliveries "
-                    "(event_id, subscription_id, body, next_attempt_at, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    deliveries,
-                )
-                created = conn.total_changes - before
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO confirmations "
-                    "(chain, subscription_id, mined_event_id, confirm_at, data) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    added,
-                )
-                await conn.executemany(
-                    "DELETE FROM confirmations "
-                    "WHERE chain = ? AND subscription_id = ? AND mined_event_id = ?",
-                    done,
-                )
-                await conn.execute(
-                    "INSERT INTO chains (name, cursor_number, cursor_hash, updated_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                    "cursor_number = excluded.cursor_number, cursor_hash = excluded.cursor_hash, "
-                    "updated_at = excluded.updated_at",
-                    (chain, head.number, head.hash, now),
-                )
-                await conn.execute(
-                    "DELETE FROM blocks WHERE chain = ? AND number < ?",
-                    (chain, head.number - BLOCK_WINDOW),
-                )
+                    stored = (
+                        BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
+                    )
+                    if stored != expected:
+                        raise CursorConflictError(
+                            f"{chain}: cursor is {stored}, expected {expected}; another writer?"
+                        )
+                yield
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
-        return created
+
+    async def _insert_events(self, chain: str, events: Sequence[Event], now: float) -> int:
+        conn = self._conn
+        await conn.executemany(
+            "INSERT OR IGNORE INTO events "
+            "(id, chain, type, tx_hash, block_number, block_hash, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (e.id, chain, e.type.value, e.tx_hash, e.block_number, e.block_hash, e.created_at)
+                for e in events
+            ],
+        )
+        before = conn.total_changes
+        await conn.executemany(
+            "INSERT OR IGNORE INTO deliveries "
+            "(event_id, subscription_id, body, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(e.id, e.subscription_id, envelope(e), e.created_at, now) for e in events],
+        )
+        return conn.total_changes - before
+
+    async def _set_cursor(self, chain: str, head: BlockRef, now: float) -> None:
+        await self._conn.execute(
+            "INSERT INTO chains (name, cursor_number, cursor_hash, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "cursor_number = excluded.cursor_number, cursor_hash = excluded.cursor_hash, "
+            "updated_at = excluded.updated_at",
+            (chain, head.number, head.hash, now),
+        )
 
     # --- deliveries --------------------------------------------------------------------
 
@@ -413,3 +524,18 @@ class SQLiteStore:
     async def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         async with self._conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+
+def _pending_row(chain: str, p: PendingTx) -> tuple[Any, ...]:
+    tx = p.tx
+    matches = [[m.subscription_id, m.address, m.direction.value] for m in p.matches]
+    return (
+        chain, tx.hash, tx.sender, tx.recipient, str(tx.value_wei), tx.nonce,
+        orjson.dumps(tx.raw), p.first_seen, p.gone_since, orjson.dumps(matches),
+    )  # fmt: skip
+
+
+def _pending_from_row(chain: str, r: Any) -> PendingTx:
+    tx = Tx(str(r[0]), str(r[1]), r[2], int(r[3]), int(r[4]), orjson.loads(r[5]))
+    matches = tuple(PoolMatch(str(s), str(a), Direction(d)) for s, a, d in orjson.loads(r[8]))
+    return PendingTx(chain, tx, float(r[6]), r[7], matches)
