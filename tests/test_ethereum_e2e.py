@@ -23,7 +23,8 @@ async def settled(daemon: Daemon, anvil: Anvil, store: SQLiteStore) -> bool:
 
 
 def subscription(receiver: Receiver, *addresses: str, **extra: object) -> dict[str, object]:
-    return {"id": "treasury", "addresses": list(addresses), "url": receiver.url, **extra}
+    base = {"id": "treasury", "addresses": list(addresses), "url": receiver.url}
+    return {"events": ["tx.mined", "tx.confirmed"], **base, **extra}
 
 
 async def test_transfers_to_and_from_a_watched_address_are_mined_then_confirmed_once(

@@ -92,9 +92,8 @@ class SubscriptionConfig(_Model):
     chain: str
     addresses: tuple[str, ...] = ()
     addresses_file: Path | None = None
-    events: Annotated[tuple[EventType, ...], Field(min_length=1)] = (
-        EventType.TX_MINED,
-        EventType.TX_CONFIRMED,
+    events: Annotated[tuple[EventType, ...], Field(min_length=1)] = tuple(
+        e for e in EventType if e is not EventType.BLOCK_MINED
     )
     confirmations: Annotated[int, Field(ge=1, le=10_000)] | None = None
     tokens: tuple[str, ...] = ()
