@@ -10,6 +10,7 @@ to subscribers unchanged.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ import orjson
 
 from watcher.errors import NodeError
 from watcher.models import Block, Tx
+
+_HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
 
 
 class EthereumClient:
@@ -103,8 +106,7 @@ class EthereumClient:
 
     def _quantity(self, value: Any, method: str) -> int:
         try:
-            if isinstance(value, str) and value.startswith("0x"):
-                return int(value, 16)
+            return _hex_quantity(value)
         except ValueError:
             pass
         raise NodeError(self.chain, method, f"expected a hex quantity, got {value!r:.80}")
@@ -142,10 +144,10 @@ def parse_block(raw: Any, chain: str) -> Block:
     try:
         txs = raw["transactions"]
         return Block(
-            number=int(raw["number"], 16),
+            number=_hex_quantity(raw["number"]),
             hash=raw["hash"].lower(),
             parent_hash=raw["parentHash"].lower(),
-            timestamp=int(raw["timestamp"], 16),
+            timestamp=_hex_quantity(raw["timestamp"]),
             transactions=tuple(parse_tx(tx) for tx in txs),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -159,7 +161,18 @@ def parse_tx(raw: Any) -> Tx:
         hash=raw["hash"].lower(),
         sender=raw["from"].lower(),
         recipient=to.lower() if to is not None else None,
-        value_wei=int(raw["value"], 16),
-        nonce=int(raw["nonce"], 16),
+        value_wei=_hex_quantity(raw["value"]),
+        nonce=_hex_quantity(raw["nonce"]),
         raw=raw,
     )
+
+
+def _hex_quantity(value: Any) -> int:
+    """Decode a JSON-RPC quantity such as ``"0x1a"``; ValueError for anything else.
+
+    ``int(value, 16)`` alone would also take ``"1a"``, ``"0x_1a"`` or ``" 0x1a"``, and read a
+    decimal ``"26"`` as 38.
+    """
+    if not isinstance(value, str) or not _HEX_QUANTITY.fullmatch(value):
+        raise ValueError(f"expected a 0x-prefixed hex quantity, got {value!r:.80}")
+    return int(value, 16)
