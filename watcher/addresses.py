@@ -15,14 +15,18 @@ _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 def normalize_ethereum(text: str) -> str:
-    """Return ``text`` as lower-case hex, or raise ValueError saying what is wrong."""
+    """Return ``text`` as lower-case hex, or raise ValueError saying what is wrong.
+
+    The message leaves out ``text`` ("is not a ...") so that the caller, which knows where the
+    text came from, decides whether it may be shown.
+    """
     candidate = text.strip()
     if not _HEX_ADDRESS.match(candidate):
-        raise ValueError(f"'{candidate}' is not a 0x-prefixed 20-byte hex address")
+        raise ValueError("is not a 0x-prefixed 20-byte hex address")
     body = candidate[2:]
     mixed_case = body != body.lower() and body != body.upper()
     if mixed_case and not is_checksum_address(candidate):
-        raise ValueError(f"'{candidate}' has an invalid EIP-55 checksum")
+        raise ValueError("has an invalid EIP-55 checksum")
     return candidate.lower()
 
 

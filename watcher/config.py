@@ -15,11 +15,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 
 from watcher import addresses, netguard
 from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
@@ -35,6 +36,12 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAX_ISSUES_PER_FILE = 20
+
+# pydantic fails a union-typed field once per branch; one message says what the field takes.
+_UNION_MESSAGES = {
+    "start": "must be 'latest' or a block number >= 0",
+    "allow_networks": "must be an IPv4 or IPv6 network, such as 10.0.0.0/8 or fd00::/8",
+}
 
 
 class _Model(BaseModel):
@@ -138,9 +145,10 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Watcher
     env = os.environ if environ is None else environ
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from exc
+        text = _read_text(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        issue = ConfigIssue("", f"cannot read file: {_read_error(exc)}")
+        raise ConfigError(source, [issue]) from exc
     return parse_config(text, base_dir=path.resolve().parent, source=path, environ=env)
 
 
@@ -153,13 +161,18 @@ def parse_config(
     data = _interpolate(doc.data, (), environ, doc, issues)
     if not isinstance(data, dict):
         raise ConfigError(str(source), [*issues, ConfigIssue("", "must be a mapping of keys")])
+    checks: list[ConfigIssue] = []
+    model: _FileModel | None = None
     try:
         model = _FileModel.model_validate(data)
     except ValidationError as exc:
-        issues.extend(_pydantic_issues(exc, doc))
-        raise ConfigError(str(source), issues) from None
-    subscriptions = _build_subscriptions(model, base_dir, doc, issues)
-    if issues:
+        checks.extend(_pydantic_issues(exc, data, doc))
+    subscriptions = _build_subscriptions(data, base_dir, doc, checks)
+    # A value whose variable is unset is already reported; what is left of it after
+    # interpolation would only fail again, misleadingly ("at least 16 bytes").
+    unset = {format_loc(loc) for loc in doc.unset}
+    issues.extend(issue for issue in checks if issue.path not in unset)
+    if issues or model is None:
         raise ConfigError(str(source), issues)
     return WatcherConfig(
         source=source,
@@ -173,6 +186,19 @@ def parse_config(
 
 def _resolve(base_dir: Path, path: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
+
+
+def _read_text(path: Path) -> str:
+    """The file at ``path`` decoded as UTF-8; OSError or UnicodeDecodeError otherwise."""
+    return path.read_bytes().decode("utf-8")
+
+
+def _read_error(exc: OSError | UnicodeDecodeError) -> str:
+    """Why :func:`_read_text` failed, without quoting any of the file's content."""
+    if isinstance(exc, UnicodeDecodeError):
+        line = exc.object[: exc.start].count(b"\n") + 1
+        return f"line {line} is not UTF-8 text"
+    return exc.strerror or str(exc)
 
 
 # --- YAML with line numbers -------------------------------------------------------------
@@ -198,12 +224,18 @@ _Loader.yaml_implicit_resolvers["0"].insert(
 
 
 class _YamlDocument:
-    """Parsed YAML plus the line of every value, keyed by its path."""
+    """Parsed YAML plus the line of every value, keyed by its path.
+
+    :func:`_interpolate` records which values took an environment variable (``from_env``,
+    the text as written) and which name an unset one (``unset``).
+    """
 
     def __init__(self, data: Any, lines: dict[Loc, int], issues: list[ConfigIssue]) -> None:
         self.data = data
         self.lines = lines
         self.issues = issues
+        self.from_env: dict[Loc, str] = {}
+        self.unset: set[Loc] = set()
 
     @classmethod
     def parse(cls, text: str, source: str) -> _YamlDocument:
@@ -231,6 +263,17 @@ class _YamlDocument:
 
     def issue(self, loc: Loc, message: str) -> ConfigIssue:
         return ConfigIssue(format_loc(loc), message, self.line(loc))
+
+    def shown(self, loc: Loc, value: object, *, quote: bool = True) -> str:
+        """``value`` as a message may show it: never a value taken from the environment.
+
+        A variable may hold a secret by mistake, so such a value is named by the text as
+        written instead, e.g. ``the value of ${HOOK_URL}``.
+        """
+        written = self.from_env.get(loc)
+        if written is not None:
+            return f"the value of {written}"
+        return f"'{value}'" if quote else str(value)
 
 
 def _index_lines(
@@ -276,8 +319,10 @@ def _interpolate(
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
+        doc.from_env[loc] = value
         if name not in environ:
             issues.append(doc.issue(loc, f"environment variable {name} is not set"))
+            doc.unset.add(loc)
             return ""
         return environ[name]
 
@@ -287,33 +332,54 @@ def _interpolate(
 # --- pydantic errors -> issues ----------------------------------------------------------
 
 
-def _pydantic_issues(exc: ValidationError, doc: _YamlDocument) -> Iterator[ConfigIssue]:
+def _pydantic_issues(exc: ValidationError, data: Any, doc: _YamlDocument) -> Iterator[ConfigIssue]:
+    """One issue per path, so that one mistake reads as one issue.
+
+    pydantic reports a union-typed field once per branch, and a list that must not be empty
+    again when its only item failed.
+    """
+    by_loc: dict[Loc, list[ErrorDetails]] = {}
     for error in exc.errors(include_input=False, include_url=False):
-        loc = _clean_loc(error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = _unknown_key_message(loc)
-        elif error["type"] == "missing":
-            message = "is required"
-        yield doc.issue(loc, message)
+        by_loc.setdefault(_clean_loc(error, data), []).append(error)
+    for loc, errors in by_loc.items():
+        items_failed = any(len(other) > len(loc) and other[: len(loc)] == loc for other in by_loc)
+        if errors[0]["type"] == "too_short" and items_failed:
+            continue
+        yield doc.issue(loc, _error_message(loc, errors))
 
 
-def _clean_loc(loc: tuple[str | int, ...]) -> Loc:
-    """Drop pydantic's union-branch and function markers, keeping keys and list indexes."""
-    fields = _all_field_names()
-    return tuple(p for p in loc if isinstance(p, int) or p in fields)
+def _error_message(loc: Loc, errors: list[ErrorDetails]) -> str:
+    if len(errors) > 1:
+        field = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        union = _UNION_MESSAGES.get(field)
+        return union or " or ".join(dict.fromkeys(error["msg"] for error in errors))
+    if errors[0]["type"] == "extra_forbidden":
+        return _unknown_key_message(loc)
+    if errors[0]["type"] == "missing":
+        return "is required"
+    return errors[0]["msg"]
 
 
-def _all_field_names() -> set[str]:
-    models: list[type[BaseModel]] = [
-        _FileModel,
-        StoreConfig,
-        LogConfig,
-        DeliveryConfig,
-        ChainConfig,
-        SubscriptionConfig,
-    ]
-    return {name for model in models for name in model.model_fields}
+def _clean_loc(error: ErrorDetails, data: Any) -> Loc:
+    """The YAML path of a pydantic error: the keys and indexes of ``data`` it goes through.
+
+    This drops pydantic's union-branch and function markers (``literal['latest']``,
+    ``function-after[...]``) and keeps an unknown key, which no model field names. A missing
+    key is absent from ``data`` by definition: it is kept as the last part.
+    """
+    loc = error["loc"]
+    kept: list[str | int] = []
+    node = data
+    for position, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            kept.append(str(part))  # a key, even one YAML read as a number
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            kept.append(part)
+        elif error["type"] == "missing" and position == len(loc) - 1:
+            kept.append(part)
+    return tuple(kept)
 
 
 def _unknown_key_message(loc: Loc) -> str:
@@ -347,32 +413,41 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
 
 
 def _build_subscriptions(
-    model: _FileModel,
+    data: Mapping[str, Any],
     base_dir: Path,
     doc: _YamlDocument,
     issues: list[ConfigIssue],
 ) -> tuple[Subscription, ...]:
-    chains = {c.name: c for c in model.chains}
-    for dup in _duplicates(c.name for c in model.chains):
-        issues.append(doc.issue(("chains",), f"chain name '{dup}' is used more than once"))
-    for dup in _duplicates(s.id for s in model.subscriptions):
-        issues.append(
-            doc.issue(("subscriptions",), f"subscription id '{dup}' is used more than once")
-        )
-    for index, chain in enumerate(model.chains):
+    """Check what the models cannot, on every chain and subscription valid on its own.
+
+    The checks run even when other parts of the file failed validation, so that one pass
+    reports every mistake.
+    """
+    chain_names = _names(data, "chains", "name")
+    for name_loc, name in _duplicates(chain_names):
+        message = f"chain name {doc.shown(name_loc, name)} is used more than once"
+        issues.append(doc.issue(name_loc, message))
+    for id_loc, name in _duplicates(_names(data, "subscriptions", "id")):
+        message = f"subscription id {doc.shown(id_loc, name)} is used more than once"
+        issues.append(doc.issue(id_loc, message))
+    valid_chains = _valid_items(data, "chains", ChainConfig)
+    for index, chain in valid_chains:
         if not _is_http_url(chain.rpc_url):
             issues.append(doc.issue(("chains", index, "rpc_url"), "must be an http(s) URL"))
+    chains = {chain.name: chain for _, chain in valid_chains}
+    known = {name for _, name in chain_names}
+    delivery = _valid(DeliveryConfig, data.get("delivery", {}))
 
     built: list[Subscription] = []
-    for index, sub in enumerate(model.subscriptions):
+    for index, sub in _valid_items(data, "subscriptions", SubscriptionConfig):
         loc: Loc = ("subscriptions", index)
         before = len(issues)
-        found = chains.get(sub.chain)
-        if found is None:
-            known = ", ".join(sorted(chains))
-            issues.append(
-                doc.issue((*loc, "chain"), f"no chain named '{sub.chain}' (known: {known})")
-            )
+        # When chains is not even a list, that is the issue to report, not each reference.
+        if sub.chain not in known and isinstance(data.get("chains"), list):
+            chain_loc = (*loc, "chain")
+            listed = ", ".join(sorted(known)) or "none"
+            message = f"no chain named {doc.shown(chain_loc, sub.chain)} (known: {listed})"
+            issues.append(doc.issue(chain_loc, message))
         watched = _subscription_addresses(sub, loc, base_dir, doc, issues)
         tokens = _addresses_at(sub.tokens, (*loc, "tokens"), doc, issues)
         condition: Condition = ALWAYS
@@ -380,8 +455,9 @@ def _build_subscriptions(
             condition = parse_conditions(sub.conditions)
         except ConditionError as exc:
             issues.append(doc.issue((*loc, "conditions", *exc.path), exc.message))
-        _check_url(sub.url, model.delivery, (*loc, "url"), doc, issues)
+        _check_url(sub.url, delivery, (*loc, "url"), doc, issues)
         secret = _subscription_secret(sub, loc, base_dir, doc, issues)
+        found = chains.get(sub.chain)
         if found is None or secret is None or len(issues) > before:
             continue
         built.append(
@@ -402,12 +478,45 @@ def _build_subscriptions(
     return tuple(built)
 
 
-def _duplicates(names: Iterable[str]) -> list[str]:
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _valid(model: type[_M], value: Any) -> _M | None:
+    """``value`` validated as ``model``, or None: the whole-file validation reports why."""
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _valid_items(data: Mapping[str, Any], key: str, model: type[_M]) -> list[tuple[int, _M]]:
+    """The items of the list ``data[key]`` that are valid on their own, with their index."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        return []
+    valid = ((index, _valid(model, item)) for index, item in enumerate(items))
+    return [(index, item) for index, item in valid if item is not None]
+
+
+def _names(data: Mapping[str, Any], key: str, field: str) -> list[tuple[Loc, str]]:
+    """The string ``field`` of each item of the list ``data[key]``, with its path."""
+    items = data.get(key)
+    if not isinstance(items, list):
+        return []
+    return [
+        ((key, index, field), item[field])
+        for index, item in enumerate(items)
+        if isinstance(item, dict) and isinstance(item.get(field), str)
+    ]
+
+
+def _duplicates(names: Iterable[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
+    """Each name that an earlier item already uses, with its path."""
     seen: set[str] = set()
-    dups: list[str] = []
-    for name in names:
-        if name in seen and name not in dups:
-            dups.append(name)
+    dups: list[tuple[Loc, str]] = []
+    for loc, name in names:
+        if name in seen:
+            dups.append((loc, name))
         seen.add(name)
     return dups
 
@@ -419,10 +528,11 @@ def _subscription_addresses(
     if sub.addresses_file is not None:
         file_loc = (*loc, "addresses_file")
         path = _resolve(base_dir, sub.addresses_file)
+        shown = doc.shown(file_loc, path, quote=False)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            issues.append(doc.issue(file_loc, f"cannot read {path}: {exc.strerror}"))
+            lines = _read_text(path).splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            issues.append(doc.issue(file_loc, f"cannot read {shown}: {_read_error(exc)}"))
             lines = []
         bad = 0
         for number, line in enumerate(lines, start=1):
@@ -434,10 +544,11 @@ def _subscription_addresses(
             except ValueError as exc:
                 bad += 1
                 if bad <= _MAX_ISSUES_PER_FILE:
-                    issues.append(doc.issue(file_loc, f"{path} line {number}: {exc}"))
+                    message = f"{shown} line {number}: '{text}' {exc}"
+                    issues.append(doc.issue(file_loc, message))
         if bad > _MAX_ISSUES_PER_FILE:
             issues.append(
-                doc.issue(file_loc, f"{path}: {bad - _MAX_ISSUES_PER_FILE} more bad lines")
+                doc.issue(file_loc, f"{shown}: {bad - _MAX_ISSUES_PER_FILE} more bad lines")
             )
     needs_addresses = set(sub.events) != {EventType.BLOCK_MINED} and not sub.tokens
     if needs_addresses and not sub.addresses and sub.addresses_file is None:
@@ -458,7 +569,8 @@ def _addresses_at(
         try:
             out.add(addresses.normalize_ethereum(text))
         except ValueError as exc:
-            issues.append(doc.issue((*loc, i), str(exc)))
+            item_loc = (*loc, i)
+            issues.append(doc.issue(item_loc, f"{doc.shown(item_loc, text.strip())} {exc}"))
     return out
 
 
@@ -468,8 +580,17 @@ def _is_http_url(url: str) -> bool:
 
 
 def _check_url(
-    url: str, delivery: DeliveryConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+    url: str,
+    delivery: DeliveryConfig | None,
+    loc: Loc,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
 ) -> None:
+    """Refuse a URL that is not http(s), or whose literal IP address is not allowed.
+
+    Without a valid ``delivery`` section the allowed networks are unknown: that section's
+    own issue is reported instead.
+    """
     if not _is_http_url(url):
         issues.append(doc.issue(loc, "must be an http(s) URL with a host"))
         return
@@ -478,10 +599,13 @@ def _check_url(
         literal = ipaddress.ip_address(host)
     except ValueError:
         return  # a host name: checked after resolution, at delivery time
+    if delivery is None:
+        return
     reason = netguard.refusal(literal, delivery.allow_networks)
     if reason is not None:
+        shown = f"the host in {doc.shown(loc, url)}" if loc in doc.from_env else host
         issues.append(
-            doc.issue(loc, f"{host} is {reason}; list it in delivery.allow_networks to allow it")
+            doc.issue(loc, f"{shown} is {reason}; list it in delivery.allow_networks to allow it")
         )
 
 
@@ -513,9 +637,10 @@ def _subscription_secret(
         secret_loc = (*loc, "secret_file")
         path = _resolve(base_dir, sub.secret_file)
         try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            issues.append(doc.issue(secret_loc, f"cannot read {path}: {exc.strerror}"))
+            text = _read_text(path).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            shown = doc.shown(secret_loc, path, quote=False)
+            issues.append(doc.issue(secret_loc, f"cannot read {shown}: {_read_error(exc)}"))
             return None
     try:
         return parse_secret(text)

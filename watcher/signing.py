@@ -45,7 +45,12 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def verify(key: bytes, msg_id: str, timestamp: int, body: bytes, header: str) -> bool:
-    """Whether any ``v1`` signature in ``header`` matches; constant-time comparison."""
+    """Whether any ``v1`` signature in ``header`` matches; constant-time comparison.
+
+    A header with non-ASCII characters cannot hold a base64 signature: it does not match.
+    """
+    if not header.isascii():
+        return False
     expected = sign(key, msg_id, timestamp, body).encode("ascii")
     return any(
         hmac.compare_digest(expected, candidate.encode("ascii"))

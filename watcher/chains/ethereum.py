@@ -10,6 +10,7 @@ to subscribers unchanged.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +30,8 @@ log = structlog.get_logger()
 # keccak("Transfer(address,address,uint256)"): ERC-20 (3 topics) and ERC-721 (4 topics).
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 _NOT_SUPPORTED_CODES = (-32601, -32600)
+
+_HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
 
 
 class EthereumClient:
@@ -214,8 +217,7 @@ class EthereumClient:
 
     def _quantity(self, value: Any, method: str) -> int:
         try:
-            if isinstance(value, str) and value.startswith("0x"):
-                return int(value, 16)
+            return _hex_quantity(value)
         except ValueError:
             pass
         raise NodeError(self.chain, method, f"expected a hex quantity, got {value!r:.80}")
@@ -273,10 +275,10 @@ def parse_block(raw: Any, chain: str) -> Block:
     try:
         txs = raw["transactions"]
         return Block(
-            number=int(raw["number"], 16),
+            number=_hex_quantity(raw["number"]),
             hash=raw["hash"].lower(),
             parent_hash=raw["parentHash"].lower(),
-            timestamp=int(raw["timestamp"], 16),
+            timestamp=_hex_quantity(raw["timestamp"]),
             transactions=tuple(parse_tx(tx) for tx in txs),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -290,10 +292,21 @@ def parse_tx(raw: Any) -> Tx:
         hash=raw["hash"].lower(),
         sender=raw["from"].lower(),
         recipient=to.lower() if to is not None else None,
-        value_wei=int(raw["value"], 16),
-        nonce=int(raw["nonce"], 16),
+        value_wei=_hex_quantity(raw["value"]),
+        nonce=_hex_quantity(raw["nonce"]),
         raw=raw,
     )
+
+
+def _hex_quantity(value: Any) -> int:
+    """Decode a JSON-RPC quantity such as ``"0x1a"``; ValueError for anything else.
+
+    ``int(value, 16)`` alone would also take ``"1a"``, ``"0x_1a"`` or ``" 0x1a"``, and read a
+    decimal ``"26"`` as 38.
+    """
+    if not isinstance(value, str) or not _HEX_QUANTITY.fullmatch(value):
+        raise ValueError(f"expected a 0x-prefixed hex quantity, got {value!r:.80}")
+    return int(value, 16)
 
 
 def _topic_address(topic: str) -> str:
@@ -317,7 +330,7 @@ def parse_transfer(raw: Any, chain: str) -> TokenTransfer | None:
             "sender": _topic_address(topics[1]) if len(topics) > 1 else "",
             "recipient": _topic_address(topics[2]) if len(topics) > 2 else "",
             "tx_hash": str(raw["transactionHash"]).lower(),
-            "log_index": int(raw["logIndex"], 16),
+            "log_index": _hex_quantity(raw["logIndex"]),
             "raw": raw,
         }
         if len(topics) == 3:
