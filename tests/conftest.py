@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.bitcoin_fixtures import bcoin, bsv, funded_bcoin, funded_bsv  # noqa: F401
 from tests.receiver import Receiver
 from watcher.config import WatcherConfig, load_config
 from watcher.daemon import Daemon

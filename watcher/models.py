@@ -220,3 +220,79 @@ class DeliveryJob:
     subscription_id: str
     body: bytes
     attempts: int
+
+
+# --- Bitcoin family ------------------------------------------------------------------------
+# Bitcoin, Litecoin, Dogecoin, Dash, Bitcoin Cash and Bitcoin SV nodes all describe blocks as
+# transactions with inputs and outputs. Amounts are integer satoshis (the coin's smallest
+# unit) everywhere; addresses are strings in the form the node reports, which for every
+# supported node is the canonical form of :mod:`watcher.btc_addresses`.
+
+Outpoint = tuple[str, int]
+"""A transaction output by reference: (txid, output index)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxIn:
+    """A non-coinbase input: the output it spends and, when known, who owned it.
+
+    ``address`` and ``value_sat`` come from the node's ``prevout`` (Bitcoin Core 23+) or from
+    a lookup of the spent transaction; they are None when neither was available.
+    """
+
+    prev_txid: str
+    prev_vout: int
+    address: str | None = None
+    value_sat: int | None = None
+
+    @property
+    def outpoint(self) -> Outpoint:
+        """The spent output as ``(txid, index)``."""
+        return (self.prev_txid, self.prev_vout)
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxOut:
+    """An output: its index, the single address it pays (None for scripts without one), amount."""
+
+    n: int
+    address: str | None
+    value_sat: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTx:
+    """A transaction as the Bitcoin adapter normalised it.
+
+    A coinbase has no inputs. ``raw`` is the node's own JSON object; its amounts are
+    ``decimal.Decimal`` values, exactly as the node wrote them.
+    """
+
+    txid: str
+    inputs: tuple[BtcTxIn, ...]
+    outputs: tuple[BtcTxOut, ...]
+    coinbase: bool
+    raw: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class BtcBlock:
+    """A Bitcoin-family block with its transactions, coinbase first."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    transactions: tuple[BtcTx, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxStatus:
+    """What ``getrawtransaction`` says about a transaction: the transaction and where it is.
+
+    ``block_hash`` is None and ``confirmations`` 0 while the transaction waits in the mempool.
+    """
+
+    tx: BtcTx
+    block_hash: str | None
+    confirmations: int
