@@ -72,8 +72,7 @@ class NodeRpcError(NodeError):
     def __init__(
         self, chain: str, method: str, code: int | None, message: str, http_status: int
     ) -> None:
-        self.code = code
         self.message = message
         self.http_status = http_status
         where = f"HTTP {http_status}, " if http_status not in (None, 200) else ""
-        super().__init__(chain, method, f"RPC error {code} ({where}{message})")
+        super().__init__(chain, method, f"RPC error {code} ({where}{message})", code=code)
