@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from watcher.matching import AddressIndex
 from watcher.mempool import PoolTracker, TxStatus
-from watcher.models import Block, BlockRef, Event, EventType, Subscription, Tx
-from watcher.tracker import ChainTracker
+from watcher.models import Block, BlockRef, Event, EventType, PoolOutcome, Subscription, Tx
+from watcher.tracker import EthereumPoolRules, EthereumTracker
 
 CHAIN = "dev"
 WATCHED = "0x" + "aa" * 20
@@ -51,9 +51,26 @@ class Clock:
         return self.now
 
 
-def pool(grace: float = 10.0) -> PoolTracker:
-    sub = subscription()
-    return PoolTracker(CHAIN, AddressIndex([sub]), {sub.id: sub}, grace_s=grace)
+class Pool:
+    """The mempool tracker with Ethereum's rules, shown only the pool's newcomers."""
+
+    def __init__(self, grace: float) -> None:
+        sub = subscription()
+        self.tracker: PoolTracker[Tx] = PoolTracker(CHAIN, {sub.id: sub}, grace_s=grace)
+        self.rules = EthereumPoolRules(CHAIN, AddressIndex([sub]))
+
+    def observe(self, seen: list[Tx], statuses: dict[str, TxStatus], now: float) -> PoolOutcome:
+        return self.tracker.observe(None, seen, self.rules, statuses, now)
+
+    def on_block(self, block: Block, now: float) -> tuple[list[Event], list[str]]:
+        return self.tracker.on_block(block.transactions, self.rules, now)
+
+    def tracked(self) -> list[str]:
+        return self.tracker.tracked()
+
+
+def pool(grace: float = 10.0) -> Pool:
+    return Pool(grace)
 
 
 def kinds(events: Iterable[Event]) -> list[str]:
@@ -65,7 +82,7 @@ def test_a_watched_transaction_in_the_pool_is_pending_once() -> None:
     first = p.observe([tx(1)], {}, 100.0)
     again = p.observe([tx(1)], {}, 101.0)
     assert kinds(first.events) == ["tx.pending"]
-    assert [u.tx.hash for u in first.upserted] == [tx(1).hash]
+    assert [u.tx_hash for u in first.upserted] == [tx(1).hash]
     assert again.events == ()
     assert again.upserted == ()
 
@@ -136,7 +153,7 @@ def test_a_mined_transaction_with_a_tracked_nonce_replaces_the_pending_one() -> 
 
 def test_a_reorg_cancels_mined_and_confirmed_events_and_stops_the_confirmation() -> None:
     clock = Clock()
-    t = ChainTracker(CHAIN, [subscription(confirmations=3)], clock=clock)
+    t = EthereumTracker(CHAIN, [subscription(confirmations=3)], clock=clock)
     t.process(block(1))
     mined = t.process(block(2, (tx(1),)))
     t.process(block(3))
@@ -153,7 +170,7 @@ def test_a_reorg_cancels_mined_and_confirmed_events_and_stops_the_confirmation()
 
 
 def test_a_reorg_before_the_depth_means_no_confirmation_for_the_lost_block() -> None:
-    t = ChainTracker(CHAIN, [subscription(confirmations=3)], clock=Clock())
+    t = EthereumTracker(CHAIN, [subscription(confirmations=3)], clock=Clock())
     t.process(block(1))
     t.process(block(2, (tx(1),)))
     t.rewind(BlockRef(1, _hash(1, "a")))
@@ -162,7 +179,7 @@ def test_a_reorg_before_the_depth_means_no_confirmation_for_the_lost_block() -> 
 
 
 def test_no_common_ancestor_in_the_window_is_reported_as_none() -> None:
-    t = ChainTracker(CHAIN, [subscription()], clock=Clock())
+    t = EthereumTracker(CHAIN, [subscription()], clock=Clock())
     for n in range(1, 5):
         t.process(block(n))
     assert t.find_ancestor({n: _hash(n, "c") for n in range(1, 5)}) is None

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from watcher.addresses import checksum_ethereum
 from watcher.events import envelope
 from watcher.models import Block, BlockOutcome, Event, EventType, Subscription, Tx
-from watcher.tracker import ChainTracker
+from watcher.tracker import EthereumTracker
 
 CHAIN = "dev"
 ALICE = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"  # watched
@@ -65,15 +65,15 @@ def block(number: int, *txs: Tx, fork: int = 0) -> Block:
     )
 
 
-def tracker(*subs: Subscription, clock_s: float = NOW) -> ChainTracker:
-    return ChainTracker(CHAIN, subs, clock=lambda: clock_s)
+def tracker(*subs: Subscription, clock_s: float = NOW) -> EthereumTracker:
+    return EthereumTracker(CHAIN, subs, clock=lambda: clock_s)
 
 
 def of_type(outcome: BlockOutcome, kind: EventType) -> list[Event]:
     return [e for e in outcome.events if e.type is kind]
 
 
-def run(t: ChainTracker, blocks: Sequence[Block]) -> list[BlockOutcome]:
+def run(t: EthereumTracker, blocks: Sequence[Block]) -> list[BlockOutcome]:
     return [t.process(b) for b in blocks]
 
 
@@ -218,7 +218,9 @@ def test_restored_pending_confirmations_still_confirm() -> None:
     mined_outcome = before.process(block(100, tx(1, CAROL, ALICE)))
     uninterrupted = run(before, [block(101), block(102)])
 
-    restarted = ChainTracker(CHAIN, [sub], activities=mined_outcome.activities, clock=lambda: NOW)
+    restarted = EthereumTracker(
+        CHAIN, [sub], activities=mined_outcome.activities, clock=lambda: NOW
+    )
     assert restarted.awaiting_confirmation == 1
     after = run(restarted, [block(101), block(102)])
 

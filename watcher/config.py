@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher import addresses, netguard
+from watcher.activities import REORG_WINDOW
 from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
 from watcher.errors import ConfigError, ConfigIssue
 from watcher.models import Direction, EventType, Kind, Subscription
 from watcher.signing import SecretFormatError, parse_secret
-from watcher.tracker import REORG_WINDOW
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 PositiveSeconds = Annotated[float, Field(gt=0)]

@@ -17,11 +17,10 @@ import aiohttp
 import structlog
 
 from watcher import __version__
-from watcher.chains.ethereum import EthereumClient
 from watcher.config import WatcherConfig
 from watcher.delivery import DeliveryWorker, webhook_session
-from watcher.follower import ChainFollower
 from watcher.store import SQLiteStore
+from watcher.wiring import AnyFollower, build_follower
 
 log = structlog.get_logger()
 
@@ -32,7 +31,7 @@ class Daemon:
 
     config: WatcherConfig
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    followers: list[ChainFollower] = field(default_factory=list)
+    followers: list[AnyFollower] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -53,20 +52,7 @@ class Daemon:
                 config=config.delivery,
             )
             self.followers = [
-                ChainFollower(
-                    chain=chain.name,
-                    client=EthereumClient(chain.name, chain.rpc_url, rpc, chain.request_timeout_s),
-                    store=store,
-                    subscriptions=config.subscriptions,
-                    start=chain.start,
-                    expected_chain_id=chain.chain_id,
-                    batch_size=chain.batch_size,
-                    poll_interval_s=chain.poll_interval_s,
-                    max_reorg_depth=chain.max_reorg_depth,
-                    dropped_grace_s=chain.dropped_after_s,
-                    watch_mempool=chain.mempool != "off",
-                    on_deliveries=worker.notify,
-                )
+                build_follower(chain, config.subscriptions, store, rpc, worker.notify)
                 for chain in config.chains
             ]
             log.info(

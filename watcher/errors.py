@@ -47,15 +47,20 @@ class NodeError(WatcherError):
 
 
 class ChainMismatchError(WatcherError):
-    """The node serves a different chain than the one the store was built from."""
+    """The node serves a different chain than the one configured or recorded in the store.
 
-    def __init__(self, chain: str, expected: int, actual: int) -> None:
+    ``what`` names the identity compared (``chain id``, ``genesis block``, ``network``) and
+    ``origin`` where the expected value comes from.
+    """
+
+    def __init__(
+        self, chain: str, what: str, expected: str, actual: str, origin: str = "expected"
+    ) -> None:
         self.chain = chain
+        self.what = what
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"{chain}: node reports chain id {actual}, the store was built from chain id {expected}"
-        )
+        super().__init__(f"{chain}: node reports {what} {actual}, {origin} is {expected}")
 
 
 class StoreError(WatcherError):

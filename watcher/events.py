@@ -9,8 +9,9 @@ deduplicate on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -143,14 +144,29 @@ def reorged_event(activity: Activity, now: float) -> Event:
     return _make(eid, EventType.TX_REORGED, activity.chain, activity.subscription_id, data, now)
 
 
-def block_event(chain: str, sub_id: str, block: Block, now: float) -> Event:
+def block_event(chain: str, sub_id: str, block: BlockHeader, now: float) -> Event:
     """``block.mined`` for a subscription that wants every block."""
     data = block_data(block)
     eid = event_id(chain, EventType.BLOCK_MINED, block.hash)
     return _make(eid, EventType.BLOCK_MINED, chain, sub_id, data, now)
 
 
-def block_data(block: Block) -> dict[str, Any]:
+class BlockHeader(Protocol):
+    """What a ``block.mined`` event says about a block, whatever its chain."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def hash(self) -> str: ...
+    @property
+    def parent_hash(self) -> str: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def transactions(self) -> Sequence[object]: ...
+
+
+def block_data(block: BlockHeader) -> dict[str, Any]:
     """The fields of a ``block.mined`` event (also what its conditions are evaluated on)."""
     return {
         "block_number": block.number,
@@ -164,8 +180,8 @@ def block_data(block: Block) -> dict[str, Any]:
 # --- mempool ----------------------------------------------------------------------------
 
 
-def pool_data(tx: Tx, address: str, direction: Direction) -> dict[str, Any]:
-    """Event data for a watched transaction that is (or was) in the mempool."""
+def pool_data(tx: Tx) -> dict[str, Any]:
+    """Event data of a pending Ethereum transaction, shared by its matches."""
     return {
         "kind": Kind.NATIVE.value,
         "tx_hash": tx.hash,
@@ -176,39 +192,53 @@ def pool_data(tx: Tx, address: str, direction: Direction) -> dict[str, Any]:
         "to": _checksum(tx.recipient),
         "value": str(tx.value_wei),
         "nonce": tx.nonce,
-        "address": checksum_ethereum(address),
-        "direction": direction.value,
         "transaction": tx.raw,
     }
 
 
-def pending_event(chain: str, tx: Tx, match: PoolMatch, now: float) -> Event:
+def pool_match_fields(address: str, direction: Direction) -> dict[str, Any]:
+    """The event fields of one watched Ethereum address in a pending transaction."""
+    return {"address": checksum_ethereum(address), "direction": direction.value}
+
+
+def _pool_event_data(pending: PendingTx, match: PoolMatch) -> dict[str, Any]:
+    return {**pending.data, **match.fields}
+
+
+def pending_event(pending: PendingTx, match: PoolMatch, now: float) -> Event:
     """``tx.pending``: a watched transaction entered the mempool."""
-    data = pool_data(tx, match.address, match.direction)
-    eid = event_id(chain, EventType.TX_PENDING, tx.hash, match.address, match.direction)
-    return _make(eid, EventType.TX_PENDING, chain, match.subscription_id, data, now)
+    data = _pool_event_data(pending, match)
+    eid = event_id(
+        pending.chain, EventType.TX_PENDING, pending.tx_hash, match.address, match.direction
+    )
+    return _make(eid, EventType.TX_PENDING, pending.chain, match.subscription_id, data, now)
 
 
 def dropped_event(pending: PendingTx, match: PoolMatch, now: float) -> Event:
     """``tx.dropped``: the transaction left the mempool without being mined."""
-    tx = pending.tx
-    data = {**pool_data(tx, match.address, match.direction), "pending_since": pending.first_seen}
-    eid = event_id(pending.chain, EventType.TX_DROPPED, tx.hash, match.address, match.direction)
+    data = {**_pool_event_data(pending, match), "pending_since": pending.first_seen}
+    eid = event_id(
+        pending.chain, EventType.TX_DROPPED, pending.tx_hash, match.address, match.direction
+    )
     return _make(eid, EventType.TX_DROPPED, pending.chain, match.subscription_id, data, now)
 
 
 def replaced_event(
     pending: PendingTx, match: PoolMatch, replaced_by: str, mined: bool, now: float
 ) -> Event:
-    """``tx.replaced``: another transaction with the same sender and nonce took its place."""
-    tx = pending.tx
+    """``tx.replaced``: another transaction took its place (same nonce, or a spent outpoint)."""
     data = {
-        **pool_data(tx, match.address, match.direction),
+        **_pool_event_data(pending, match),
         "replaced_by": replaced_by,
         "replacement_mined": mined,
     }
     eid = event_id(
-        pending.chain, EventType.TX_REPLACED, tx.hash, replaced_by, match.address, match.direction
+        pending.chain,
+        EventType.TX_REPLACED,
+        pending.tx_hash,
+        replaced_by,
+        match.address,
+        match.direction,
     )
     return _make(eid, EventType.TX_REPLACED, pending.chain, match.subscription_id, data, now)
 

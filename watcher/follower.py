@@ -1,15 +1,18 @@
 """The poll loop of one chain: follow the node's head and its mempool, feed the tracker.
 
-This is the thin I/O shell around :class:`~watcher.tracker.ChainTracker`. Blocks are fetched
-in JSON-RPC batches with two batches in flight, so the node works on the next batch while
-this process handles the current one; each batch's outcomes are committed to the store in
-one transaction together with the new cursor. The cursor only ever advances over a block
+This is the thin I/O shell around a chain's :class:`~watcher.protocols.Tracker`, reading its
+node through a :class:`~watcher.protocols.ChainSource`; the same loop drives every chain.
+Blocks are fetched in batches with two batches in flight, so the node works on the next batch
+while this process handles the current one; each batch's outcomes are committed to the store
+in one transaction together with the new cursor. The cursor only ever advances over a block
 whose parent hash is the hash of the block before it. When that does not hold, the loop
 walks back to the newest block the node still has (bounded by ``max_reorg_depth``), rewinds
 the tracker and the store to it, and continues on the new branch.
 
 After each catch-up the mempool is read once, and the tracked pending transactions that were
-not seen in it are looked up by hash.
+not seen in it are looked up by hash. Before a batch of blocks or a look at the pool is
+handed to the tracker, the facts it says it needs (Bitcoin: the outputs some inputs spend)
+are looked up on the node.
 """
 
 from __future__ import annotations
@@ -17,19 +20,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Generic, Literal, TypeVar
 
 import structlog
 
-from watcher.chains.ethereum import EthereumClient, EthereumMempool
 from watcher.errors import ChainMismatchError
-from watcher.mempool import TxStatus
-from watcher.models import Block, BlockOutcome, BlockRef, Subscription
+from watcher.models import BlockOutcome, BlockRef
 from watcher.pacing import wait_or_stop
+from watcher.protocols import ChainBlock, ChainSource, Tracker
 from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff
-from watcher.store import Store
-from watcher.tracker import ChainTracker, Clock
+from watcher.store import Store, TrackerState
 
 log = structlog.get_logger()
 
@@ -38,43 +39,46 @@ NODE_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 # Reorgs handled in one poll before yielding (each one is followed by a fresh catch-up).
 MAX_REWINDS_PER_POLL = 4
 
+BlockT = TypeVar("BlockT", bound=ChainBlock)
+TxT = TypeVar("TxT")
+FactT = TypeVar("FactT")
 
-class ChainFollower:
-    """Keeps one chain's cursor at the node's head, recording what each block produced."""
+
+class ChainFollower(Generic[BlockT, TxT, FactT]):
+    """Keeps one chain's cursor at the node's head, recording what each block produced.
+
+    ``make_tracker`` builds the chain's tracker from what the store remembers; it is called
+    at start and again after any failure, so the tracker never holds state the store lacks.
+    """
 
     def __init__(
         self,
         *,
-        chain: str,
-        client: EthereumClient,
+        source: ChainSource[BlockT, TxT, FactT],
+        make_tracker: Callable[[TrackerState], Tracker[BlockT, TxT, FactT]],
         store: Store,
-        subscriptions: Iterable[Subscription],
         start: Literal["latest"] | int = "latest",
-        expected_chain_id: int | None = None,
+        expected_identity: str | None = None,
         batch_size: int = 50,
         poll_interval_s: float = 2.0,
         max_reorg_depth: int = 64,
-        dropped_grace_s: float = 60.0,
-        watch_mempool: bool = True,
         on_deliveries: Callable[[], None] = lambda: None,
-        clock: Clock = time.time,
+        clock: Callable[[], float] = time.time,
         backoff: Backoff = NODE_BACKOFF,
     ) -> None:
-        self.chain = chain
-        self._client = client
+        self.chain = source.chain
+        self._source = source
+        self._make_tracker = make_tracker
         self._store = store
-        self._subscriptions = tuple(s for s in subscriptions if s.chain == chain)
         self._start = start
-        self._expected_chain_id = expected_chain_id
+        self._expected_identity = expected_identity
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._max_reorg_depth = max_reorg_depth
-        self._dropped_grace_s = dropped_grace_s
-        self._mempool = EthereumMempool(client) if watch_mempool else None
         self._on_deliveries = on_deliveries
         self._clock = clock
         self._backoff = backoff
-        self._tracker: ChainTracker | None = None
+        self._tracker: Tracker[BlockT, TxT, FactT] | None = None
         self._cursor: BlockRef | None = None
         self._verified = False
         self.head_seen: int | None = None
@@ -114,18 +118,18 @@ class ChainFollower:
         tracker = await self._ensure_ready()
         try:
             recorded = await self._follow_head(tracker)
-            if self._mempool is not None and tracker.pool.wanted:
-                await self._poll_mempool(tracker, self._mempool)
+            if tracker.pool.wanted:
+                await self._poll_mempool(tracker)
         except BaseException:
             # The tracker may hold state that never reached the store: rebuild it from there.
             self._tracker = None
             raise
         return recorded
 
-    async def _follow_head(self, tracker: ChainTracker) -> int:
+    async def _follow_head(self, tracker: Tracker[BlockT, TxT, FactT]) -> int:
         recorded = 0
         for _ in range(MAX_REWINDS_PER_POLL):
-            head = await self._client.head()
+            head = await self._source.head()
             self.head_seen = head.number
             cursor = self._cursor
             if cursor is None:
@@ -146,7 +150,7 @@ class ChainFollower:
         return recorded
 
     async def _check_cursor(
-        self, tracker: ChainTracker, cursor: BlockRef, head: BlockRef
+        self, tracker: Tracker[BlockT, TxT, FactT], cursor: BlockRef, head: BlockRef
     ) -> str | None:
         """The node's hash at a height where it disagrees with what was recorded, if any.
 
@@ -163,39 +167,34 @@ class ChainFollower:
             return None
         if self._verified:
             return None
-        node_hash = await self._client.block_hash(cursor.number)
+        node_hash = await self._source.block_hash(cursor.number)
         if node_hash is not None and node_hash != cursor.hash:
             return node_hash
         self._verified = True
         return None
 
-    async def _ensure_ready(self) -> ChainTracker:
+    async def _ensure_ready(self) -> Tracker[BlockT, TxT, FactT]:
         if self._tracker is not None:
             return self._tracker
-        chain_id = await self._client.chain_id()
+        identity = await self._source.identity()
         state = await self._store.chain_state(self.chain)
-        expected = self._expected_chain_id if state.chain_id is None else state.chain_id
-        if expected is not None and expected != chain_id:
-            raise ChainMismatchError(self.chain, expected, chain_id)
+        expected = self._expected_identity if state.chain_id is None else state.chain_id
+        if expected is not None and expected != identity:
+            origin = "configured" if state.chain_id is None else "recorded in the store"
+            raise ChainMismatchError(
+                self.chain, self._source.identity_name, expected, identity, origin
+            )
         if state.chain_id is None:
-            await self._store.set_chain_id(self.chain, chain_id)
+            await self._store.set_chain_id(self.chain, identity)
         saved = await self._store.tracker_state(self.chain)
         self._cursor = state.cursor
         self._verified = False
-        tracker = ChainTracker(
-            self.chain,
-            self._subscriptions,
-            recent_blocks=saved.recent_blocks,
-            activities=saved.activities,
-            pending=saved.pending,
-            clock=self._clock,
-            dropped_grace_s=self._dropped_grace_s,
-        )
+        tracker = self._make_tracker(saved)
         self._tracker = tracker
         log.info(
             "chain_ready",
             chain=self.chain,
-            chain_id=chain_id,
+            chain_id=identity,
             cursor=state.cursor.number if state.cursor else None,
             watched_addresses=tracker.watched_addresses,
             awaiting_confirmation=tracker.awaiting_confirmation,
@@ -204,23 +203,19 @@ class ChainFollower:
         return tracker
 
     async def _catch_up(
-        self, tracker: ChainTracker, first: int, head: int
+        self, tracker: Tracker[BlockT, TxT, FactT], first: int, head: int
     ) -> tuple[int, str | None]:
         """Record blocks first..head; also returns the node's parent hash where it diverged."""
         recorded = 0
         diverged: str | None = None
         batches = _ranges(first, head, self._batch_size)
-        in_flight: deque[asyncio.Task[list[Block | None]]] = deque()
-        transfers = tracker.wants_transfers
+        in_flight: deque[asyncio.Task[Sequence[BlockT | None]]] = deque()
 
         def fetch_next() -> None:
             numbers = next(batches, None)
             if numbers is not None:
                 in_flight.append(
-                    asyncio.create_task(
-                        self._client.blocks(numbers, transfers=transfers),
-                        name=f"fetch:{self.chain}",
-                    )
+                    asyncio.create_task(self._source.blocks(numbers), name=f"fetch:{self.chain}")
                 )
 
         try:
@@ -229,7 +224,8 @@ class ChainFollower:
             while in_flight:
                 blocks = await in_flight.popleft()
                 fetch_next()
-                outcomes, stop, diverged = self._process(tracker, blocks)
+                facts = await self._lookup(tracker.facts_needed([b for b in blocks if b]))
+                outcomes, stop, diverged = self._process(tracker, blocks, facts)
                 if outcomes:
                     created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
                     self._cursor = outcomes[-1].block
@@ -246,8 +242,14 @@ class ChainFollower:
             log.debug("blocks_recorded", chain=self.chain, count=recorded, cursor=self._cursor)
         return recorded, diverged
 
+    async def _lookup(self, keys: Collection[str]) -> Mapping[str, FactT]:
+        return await self._source.lookup(keys) if keys else {}
+
     def _process(
-        self, tracker: ChainTracker, blocks: list[Block | None]
+        self,
+        tracker: Tracker[BlockT, TxT, FactT],
+        blocks: Sequence[BlockT | None],
+        facts: Mapping[str, FactT],
     ) -> tuple[list[BlockOutcome], bool, str | None]:
         """Outcomes of the blocks that extend the cursor, whether to stop, and a divergence."""
         outcomes: list[BlockOutcome] = []
@@ -257,17 +259,17 @@ class ChainFollower:
                 return outcomes, True, None
             if parent is not None and block.parent_hash != parent.hash:
                 return outcomes, True, block.parent_hash
-            outcomes.append(tracker.process(block))
+            outcomes.append(tracker.process(block, facts))
             parent = outcomes[-1].block
         return outcomes, False, None
 
-    async def _rewind(self, tracker: ChainTracker, node_hash: str) -> bool:
+    async def _rewind(self, tracker: Tracker[BlockT, TxT, FactT], node_hash: str) -> bool:
         """Walk back to the common ancestor and rewind to it; False if it is out of reach."""
         cursor = self._cursor
         assert cursor is not None
         lowest = max(0, cursor.number - self._max_reorg_depth)
         heights = list(range(cursor.number, lowest - 1, -1))
-        node_hashes = await self._client.block_hashes(heights)
+        node_hashes = await self._source.block_hashes(heights)
         ancestor = tracker.find_ancestor(node_hashes)
         if ancestor is None or cursor.number - ancestor.number > self._max_reorg_depth:
             log.error(
@@ -297,15 +299,15 @@ class ChainFollower:
             self._on_deliveries()
         return True
 
-    async def _poll_mempool(self, tracker: ChainTracker, mempool: EthereumMempool) -> None:
-        snapshot = await mempool.snapshot()
+    async def _poll_mempool(self, tracker: Tracker[BlockT, TxT, FactT]) -> None:
+        snapshot = await self._source.pool_snapshot(tracker.pool.examined())
         if snapshot is None:
             return
-        seen = {tx.hash for tx in snapshot.txs}
-        check = [h for h in tracker.pool.tracked() if not snapshot.complete or h not in seen]
-        found = await self._client.transactions(check) if check else {}
-        statuses: dict[str, TxStatus] = {h: status for h, (_, status) in found.items()}
-        outcome = tracker.observe_pool(snapshot.txs, statuses)
+        present = snapshot.present
+        check = [h for h in tracker.pool.tracked() if present is None or h not in present]
+        statuses = await self._source.statuses(check) if check else {}
+        facts = await self._lookup(tracker.pool_facts_needed(snapshot))
+        outcome = tracker.observe_pool(snapshot, statuses, facts)
         if outcome.events or outcome.upserted or outcome.removed:
             created = await self._store.record_pool(self.chain, outcome)
             if created:

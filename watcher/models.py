@@ -161,23 +161,32 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class PoolMatch:
-    """A watched address a pending transaction touches, for one subscription."""
+    """A watched address a pending transaction touches, for one subscription.
+
+    ``fields`` are this match's own event fields (the address as shown, the direction and,
+    on Bitcoin, the amount); they are laid over the transaction's shared ``PendingTx.data``.
+    """
 
     subscription_id: str
     address: str
     direction: Direction
+    fields: JSONObject
 
 
 @dataclass(frozen=True, slots=True)
 class PendingTx:
     """A watched transaction seen in the mempool and not (yet) mined.
 
-    ``gone_since`` is when it was first missed from the pool; it is reported dropped once it
-    stays gone for the grace period.
+    ``conflicts`` are the keys another transaction takes to replace this one (on Ethereum
+    its sender and nonce, on Bitcoin the outpoints it spends); ``data`` is the event data
+    its matches share. ``gone_since`` is when it was first missed from the pool; it is
+    reported dropped once it stays gone for the grace period.
     """
 
     chain: str
-    tx: Tx
+    tx_hash: str
+    conflicts: tuple[str, ...]
+    data: JSONObject
     first_seen: float
     gone_since: float | None
     matches: tuple[PoolMatch, ...]
@@ -192,14 +201,22 @@ class BlockOutcome:
     events: tuple[Event, ...]
     activities: tuple[Activity, ...]
     pool_removed: tuple[str, ...]
+    # UTXO chains: watched outputs this block created, and those it spent.
+    outputs_created: tuple[WatchedOutput, ...] = ()
+    outputs_spent: tuple[Outpoint, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RewindOutcome:
-    """A reorg: blocks above ``ancestor`` left the canonical chain; ``events`` say so."""
+    """A reorg: blocks above ``ancestor`` left the canonical chain; ``events`` say so.
+
+    ``pool_upserted`` are transactions of the lost blocks that are pending again as far as
+    the tracker knows (it follows them until they are mined again, dropped or replaced).
+    """
 
     ancestor: BlockRef
     events: tuple[Event, ...]
+    pool_upserted: tuple[PendingTx, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,3 +313,25 @@ class BtcTxStatus:
     tx: BtcTx
     block_hash: str | None
     confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedOutput:
+    """An output paid to a watched address on a UTXO chain (Bitcoin family).
+
+    Remembered so that a later input spending it is recognised as a payment out of the
+    address even when the node does not say whose output an input spends. ``spent_block``
+    is the height of the block that spent it, None while unspent.
+    """
+
+    txid: str
+    n: int
+    address: str
+    value_sat: int
+    block_number: int
+    spent_block: int | None = None
+
+    @property
+    def outpoint(self) -> Outpoint:
+        """The output as ``(txid, index)``."""
+        return (self.txid, self.n)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import aiosqlite
 import orjson
 
+from watcher.activities import REORG_WINDOW
 from watcher.errors import StoreError
 from watcher.events import envelope
 from watcher.models import (
@@ -36,15 +37,14 @@ from watcher.models import (
     PoolMatch,
     PoolOutcome,
     RewindOutcome,
-    Tx,
+    WatchedOutput,
 )
-from watcher.tracker import REORG_WINDOW
 
 _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE chains (
         name TEXT PRIMARY KEY,
-        chain_id INTEGER,
+        chain_id TEXT,
         cursor_number INTEGER,
         cursor_hash TEXT,
         updated_at REAL NOT NULL
@@ -98,25 +98,38 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE mempool (
         chain TEXT NOT NULL,
         tx_hash TEXT NOT NULL,
-        sender TEXT NOT NULL,
-        recipient TEXT,
-        value TEXT NOT NULL,
-        nonce INTEGER NOT NULL,
-        raw BLOB NOT NULL,
+        conflicts BLOB NOT NULL,
+        data BLOB NOT NULL,
         first_seen REAL NOT NULL,
         gone_since REAL,
         matches BLOB NOT NULL,
         PRIMARY KEY (chain, tx_hash)
     ) WITHOUT ROWID;
+    CREATE TABLE outputs (
+        chain TEXT NOT NULL,
+        txid TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        value TEXT NOT NULL,
+        block_number INTEGER NOT NULL,
+        spent_block INTEGER,
+        PRIMARY KEY (chain, txid, n)
+    ) WITHOUT ROWID;
+    CREATE INDEX outputs_by_block ON outputs (chain, block_number);
+    CREATE INDEX outputs_by_spent ON outputs (chain, spent_block) WHERE spent_block IS NOT NULL;
     """,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ChainState:
-    """What the store knows about a chain: the node's chain id and the last block processed."""
+    """What the store knows about a chain: the node's chain id and the last block processed.
 
-    chain_id: int | None
+    ``chain_id`` is whatever identifies the chain the node serves (an Ethereum chain id, a
+    Bitcoin genesis block hash), as text.
+    """
+
+    chain_id: str | None
     cursor: BlockRef | None
 
 
@@ -127,6 +140,7 @@ class TrackerState:
     recent_blocks: list[BlockRef]
     activities: list[Activity]
     pending: list[PendingTx]
+    outputs: list[WatchedOutput]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +168,7 @@ class Store(Protocol):
 
     async def chain_state(self, chain: str) -> ChainState: ...
 
-    async def set_chain_id(self, chain: str, chain_id: int) -> None: ...
+    async def set_chain_id(self, chain: str, chain_id: str) -> None: ...
 
     async def tracker_state(self, chain: str) -> TrackerState: ...
 
@@ -240,9 +254,9 @@ class SQLiteStore:
         if row is None:
             return ChainState(None, None)
         cursor = BlockRef(int(row[1]), str(row[2])) if row[1] is not None else None
-        return ChainState(row[0], cursor)
+        return ChainState(str(row[0]) if row[0] is not None else None, cursor)
 
-    async def set_chain_id(self, chain: str, chain_id: int) -> None:
+    async def set_chain_id(self, chain: str, chain_id: str) -> None:
         """Remember which chain id ``chain``'s node serves."""
         async with self._lock:
             await self._conn.execute(
@@ -252,7 +266,7 @@ class SQLiteStore:
             )
 
     async def tracker_state(self, chain: str) -> TrackerState:
-        """The recent blocks, live activities and pending transactions of ``chain``."""
+        """The recent blocks, live activities, pending transactions and watched outputs."""
         async with self._lock:
             blocks = await self._fetchall(
                 "SELECT number, hash FROM blocks WHERE chain = ? ORDER BY number", (chain,)
@@ -264,8 +278,13 @@ class SQLiteStore:
                 (chain,),
             )
             pending = await self._fetchall(
-                "SELECT tx_hash, sender, recipient, value, nonce, raw, first_seen, gone_since, "
-                "matches FROM mempool WHERE chain = ?",
+                "SELECT tx_hash, conflicts, data, first_seen, gone_since, matches "
+                "FROM mempool WHERE chain = ?",
+                (chain,),
+            )
+            outputs = await self._fetchall(
+                "SELECT txid, n, address, value, block_number, spent_block "
+                "FROM outputs WHERE chain = ?",
                 (chain,),
             )
         return TrackerState(
@@ -285,6 +304,10 @@ class SQLiteStore:
                 for r in activities
             ],
             pending=[_pending_from_row(chain, r) for r in pending],
+            outputs=[
+                WatchedOutput(str(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4]), r[5])
+                for r in outputs
+            ],
         )
 
     async def record_blocks(
@@ -332,6 +355,7 @@ class SQLiteStore:
                 "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
                 [(chain, h) for o in outcomes for h in o.pool_removed],
             )
+            await self._record_outputs(chain, outcomes)
             await self._set_cursor(chain, head, now)
             horizon = head.number - REORG_WINDOW
             await conn.execute(
@@ -342,7 +366,32 @@ class SQLiteStore:
                 "AND (confirm_at IS NULL OR confirmed_event_id IS NOT NULL)",
                 (chain, horizon),
             )
+            await conn.execute(
+                "DELETE FROM outputs WHERE chain = ? AND spent_block < ?", (chain, horizon)
+            )
         return created
+
+    async def _record_outputs(self, chain: str, outcomes: Sequence[BlockOutcome]) -> None:
+        created = [
+            (chain, o.txid, o.n, o.address, str(o.value_sat), o.block_number)
+            for outcome in outcomes
+            for o in outcome.outputs_created
+        ]
+        spent = [
+            (outcome.block.number, chain, txid, n)
+            for outcome in outcomes
+            for txid, n in outcome.outputs_spent
+        ]
+        if created:
+            await self._conn.executemany(
+                "INSERT OR REPLACE INTO outputs (chain, txid, n, address, value, block_number) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                created,
+            )
+        if spent:
+            await self._conn.executemany(
+                "UPDATE outputs SET spent_block = ? WHERE chain = ? AND txid = ? AND n = ?", spent
+            )
 
     async def rewind(self, chain: str, expected: BlockRef, outcome: RewindOutcome) -> int:
         """Move the cursor back to the reorg's common ancestor and record ``tx.reorged``."""
@@ -357,6 +406,15 @@ class SQLiteStore:
             await self._conn.execute(
                 "DELETE FROM blocks WHERE chain = ? AND number > ?", (chain, ancestor.number)
             )
+            await self._conn.execute(
+                "DELETE FROM outputs WHERE chain = ? AND block_number > ?",
+                (chain, ancestor.number),
+            )
+            await self._conn.execute(
+                "UPDATE outputs SET spent_block = NULL WHERE chain = ? AND spent_block > ?",
+                (chain, ancestor.number),
+            )
+            await self._upsert_pending(chain, outcome.pool_upserted)
             await self._set_cursor(chain, ancestor, now)
         return created
 
@@ -365,17 +423,19 @@ class SQLiteStore:
         now = time.time()
         async with self._transaction(chain, None, check_cursor=False):
             created = await self._insert_events(chain, outcome.events, now)
-            await self._conn.executemany(
-                "INSERT OR REPLACE INTO mempool (chain, tx_hash, sender, recipient, value, "
-                "nonce, raw, first_seen, gone_since, matches) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_pending_row(chain, p) for p in outcome.upserted],
-            )
+            await self._upsert_pending(chain, outcome.upserted)
             await self._conn.executemany(
                 "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
                 [(chain, h) for h in outcome.removed],
             )
         return created
+
+    async def _upsert_pending(self, chain: str, pending: Sequence[PendingTx]) -> None:
+        await self._conn.executemany(
+            "INSERT OR REPLACE INTO mempool (chain, tx_hash, conflicts, data, first_seen, "
+            "gone_since, matches) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [_pending_row(chain, p) for p in pending],
+        )
 
     @asynccontextmanager
     async def _transaction(
@@ -527,15 +587,16 @@ class SQLiteStore:
 
 
 def _pending_row(chain: str, p: PendingTx) -> tuple[Any, ...]:
-    tx = p.tx
-    matches = [[m.subscription_id, m.address, m.direction.value] for m in p.matches]
+    matches = [[m.subscription_id, m.address, m.direction.value, m.fields] for m in p.matches]
     return (
-        chain, tx.hash, tx.sender, tx.recipient, str(tx.value_wei), tx.nonce,
-        orjson.dumps(tx.raw), p.first_seen, p.gone_since, orjson.dumps(matches),
+        chain, p.tx_hash, orjson.dumps(list(p.conflicts)), orjson.dumps(p.data), p.first_seen,
+        p.gone_since, orjson.dumps(matches),
     )  # fmt: skip
 
 
 def _pending_from_row(chain: str, r: Any) -> PendingTx:
-    tx = Tx(str(r[0]), str(r[1]), r[2], int(r[3]), int(r[4]), orjson.loads(r[5]))
-    matches = tuple(PoolMatch(str(s), str(a), Direction(d)) for s, a, d in orjson.loads(r[8]))
-    return PendingTx(chain, tx, float(r[6]), r[7], matches)
+    matches = tuple(
+        PoolMatch(str(s), str(a), Direction(d), fields) for s, a, d, fields in orjson.loads(r[5])
+    )
+    conflicts = tuple(str(k) for k in orjson.loads(r[1]))
+    return PendingTx(chain, str(r[0]), conflicts, orjson.loads(r[2]), float(r[3]), r[4], matches)

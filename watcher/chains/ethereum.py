@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
@@ -24,6 +23,7 @@ from eth_abi.exceptions import DecodingError
 from watcher.errors import NodeError
 from watcher.mempool import TxStatus
 from watcher.models import Block, BlockRef, Kind, TokenTransfer, Tx
+from watcher.protocols import PoolSnapshot
 
 log = structlog.get_logger()
 
@@ -347,19 +347,6 @@ def parse_transfer(raw: Any, chain: str) -> TokenTransfer | None:
         raise NodeError(chain, "eth_getLogs", f"malformed log: {exc!r}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class PoolSnapshot:
-    """What a look at the node's mempool found.
-
-    ``complete`` is True when ``txs`` is the whole pool (``txpool_content``), so a tracked
-    transaction absent from it has left the pool; with a pending-transaction filter only the
-    newcomers are listed.
-    """
-
-    txs: list[Tx]
-    complete: bool
-
-
 class EthereumMempool:
     """Reads a node's mempool with ``txpool_content`` if it has it, else a pending filter.
 
@@ -372,13 +359,13 @@ class EthereumMempool:
         self.method: Literal["txpool", "filter", "none"] | None = None
         self._filter: str | None = None
 
-    async def snapshot(self) -> PoolSnapshot | None:
+    async def snapshot(self) -> PoolSnapshot[Tx] | None:
         """The pool now (or its newcomers); None when the node offers no way to see it."""
         if self.method in (None, "txpool"):
             txs = await self._client.txpool()
             if txs is not None:
                 self._chosen("txpool")
-                return PoolSnapshot(txs, complete=True)
+                return PoolSnapshot(frozenset(tx.hash for tx in txs), txs)
             if self.method == "txpool":
                 raise NodeError(self._client.chain, "txpool_content", "no longer answered")
         if self.method in (None, "filter"):
@@ -388,9 +375,9 @@ class EthereumMempool:
                     self._chosen("none")
                     return None
                 self._chosen("filter")
-                return PoolSnapshot([], complete=False)
+                return PoolSnapshot(None, [])
             try:
-                return PoolSnapshot(await self._client.pending_since(self._filter), False)
+                return PoolSnapshot(None, await self._client.pending_since(self._filter))
             except NodeError:
                 self._filter = None  # nodes forget idle filters: install a new one next time
                 raise
