@@ -19,10 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from watcher.models import BtcTx, BtcTxOut, Direction, Outpoint, Subscription
+from watcher.models import BtcTx, Direction, Outpoint, Subscription
 
-_NO_OUTPOINTS: Mapping[Outpoint, BtcTxOut] = {}
+
+class KnownOutput(Protocol):
+    """An output whose owner is known: a ``BtcTxOut``, or a remembered watched output."""
+
+    @property
+    def address(self) -> str | None: ...
+
+    @property
+    def value_sat(self) -> int: ...
+
+
+_NO_OUTPOINTS: Mapping[Outpoint, KnownOutput] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +81,8 @@ class BtcAddressIndex:
     def match(
         self,
         tx: BtcTx,
-        known: Mapping[Outpoint, BtcTxOut] = _NO_OUTPOINTS,
-        seen: Mapping[Outpoint, BtcTxOut] = _NO_OUTPOINTS,
+        known: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS,
+        seen: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS,
     ) -> list[BtcMatch]:
         """Every (subscription, address, direction) ``tx`` touches, with amounts; usually empty.
 
@@ -113,7 +125,7 @@ class BtcAddressIndex:
         ]
 
     def match_all(
-        self, txs: Iterable[BtcTx], known: Mapping[Outpoint, BtcTxOut] = _NO_OUTPOINTS
+        self, txs: Iterable[BtcTx], known: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS
     ) -> list[tuple[BtcTx, list[BtcMatch]]]:
         """The transactions of ``txs`` (in block order) that touch a watched address, with matches.
 
@@ -121,7 +133,7 @@ class BtcAddressIndex:
         recognised even when neither ``known`` nor the input says whose it was.
         """
         out: list[tuple[BtcTx, list[BtcMatch]]] = []
-        seen: dict[Outpoint, BtcTxOut] = {}
+        seen: dict[Outpoint, KnownOutput] = {}
         for tx in txs:
             matches = self.match(tx, known, seen)
             if matches:

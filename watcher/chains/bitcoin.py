@@ -179,6 +179,13 @@ class BitcoinClient:
         )
         return str(found).lower() if found is not None else None
 
+    async def block_hashes(self, numbers: Sequence[int]) -> dict[int, str]:
+        """Hashes of the best-chain blocks at ``numbers``, in one request; past the tip left out."""
+        found = await self.rpc.batch(
+            [("getblockhash", [n]) for n in numbers], absent=(RPC_INVALID_PARAMETER,)
+        )
+        return {n: str(h).lower() for n, h in zip(numbers, found, strict=True) if h is not None}
+
     async def block(self, block_hash: str) -> BtcBlock:
         """The block with ``block_hash``, with full transactions (and prevouts where possible)."""
         node = await self.detect()
