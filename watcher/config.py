@@ -12,8 +12,8 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
@@ -23,14 +23,21 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher import addresses, netguard
-from watcher.activities import REORG_WINDOW
+from watcher.btc_addresses import CoinFamily, Network
+from watcher.chain_config import (
+    CHAIN_MODELS,
+    BitcoinChainConfig,
+    BtcAddressReader,
+    ChainConfig,
+    Name,
+    PositiveSeconds,
+    TaggedChainConfig,
+    address_reader,
+)
 from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
 from watcher.errors import ConfigError, ConfigIssue
 from watcher.models import Direction, EventType, Kind, Subscription
 from watcher.signing import SecretFormatError, parse_secret
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-PositiveSeconds = Annotated[float, Field(gt=0)]
 
 # The Standard Webhooks retry schedule, in seconds.
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
@@ -75,23 +82,6 @@ class DeliveryConfig(_Model):
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
-class ChainConfig(_Model):
-    """One node to follow."""
-
-    name: Name
-    kind: Literal["ethereum"]
-    rpc_url: str
-    chain_id: Annotated[int, Field(ge=0)] | None = None
-    poll_interval_s: PositiveSeconds = 2.0
-    start: Literal["latest"] | Annotated[int, Field(ge=0)] = "latest"
-    confirmations: Annotated[int, Field(ge=1, le=10_000)] = 12
-    batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
-    request_timeout_s: PositiveSeconds = 30.0
-    max_reorg_depth: Annotated[int, Field(ge=1, le=REORG_WINDOW - 1)] = 64
-    dropped_after_s: Annotated[float, Field(ge=0)] = 60.0
-    mempool: Literal["auto", "off"] = "auto"
-
-
 class SubscriptionConfig(_Model):
     """One subscriber: which addresses and events, and where to send them."""
 
@@ -116,7 +106,7 @@ class _FileModel(_Model):
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
     delivery: DeliveryConfig = DeliveryConfig()
-    chains: Annotated[tuple[ChainConfig, ...], Field(min_length=1)]
+    chains: Annotated[tuple[TaggedChainConfig, ...], Field(min_length=1)]
     subscriptions: tuple[SubscriptionConfig, ...] = ()
 
 
@@ -130,6 +120,9 @@ class WatcherConfig:
     delivery: DeliveryConfig
     chains: tuple[ChainConfig, ...]
     subscriptions: tuple[Subscription, ...]
+    # For each Bitcoin-family chain, the networks its node may serve (configured or inferred
+    # from the watched addresses; empty: any).
+    networks: Mapping[str, frozenset[Network]] = field(default_factory=dict)
 
     def chain(self, name: str) -> ChainConfig:
         """The chain called ``name``; it exists, since subscriptions were checked against it."""
@@ -167,7 +160,7 @@ def parse_config(
         model = _FileModel.model_validate(data)
     except ValidationError as exc:
         checks.extend(_pydantic_issues(exc, data, doc))
-    subscriptions = _build_subscriptions(data, base_dir, doc, checks)
+    subscriptions, networks = _build_subscriptions(data, base_dir, doc, checks)
     # A value whose variable is unset is already reported; what is left of it after
     # interpolation would only fail again, misleadingly ("at least 16 bytes").
     unset = {format_loc(loc) for loc in doc.unset}
@@ -179,13 +172,21 @@ def parse_config(
         store=model.store.model_copy(update={"path": _resolve(base_dir, model.store.path)}),
         log=model.log,
         delivery=model.delivery,
-        chains=model.chains,
+        chains=tuple(_resolve_chain(base_dir, c) for c in model.chains),
         subscriptions=subscriptions,
+        networks=networks,
     )
 
 
 def _resolve(base_dir: Path, path: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
+
+
+def _resolve_chain(base_dir: Path, chain: ChainConfig) -> ChainConfig:
+    if isinstance(chain, BitcoinChainConfig) and chain.rpc_cookie_file is not None:
+        cookie = _resolve(base_dir, chain.rpc_cookie_file)
+        return chain.model_copy(update={"rpc_cookie_file": cookie})
+    return chain
 
 
 def _read_text(path: Path) -> str:
@@ -340,22 +341,35 @@ def _pydantic_issues(exc: ValidationError, data: Any, doc: _YamlDocument) -> Ite
     """
     by_loc: dict[Loc, list[ErrorDetails]] = {}
     for error in exc.errors(include_input=False, include_url=False):
-        by_loc.setdefault(_clean_loc(error, data), []).append(error)
+        loc = _clean_loc(error, data)
+        if error["type"] in _TAG_ERRORS:
+            loc = (*loc, "kind")  # the chain's kind is missing or unknown
+        by_loc.setdefault(loc, []).append(error)
     for loc, errors in by_loc.items():
         items_failed = any(len(other) > len(loc) and other[: len(loc)] == loc for other in by_loc)
         if errors[0]["type"] == "too_short" and items_failed:
             continue
-        yield doc.issue(loc, _error_message(loc, errors))
+        yield doc.issue(loc, _error_message(loc, errors, data))
 
 
-def _error_message(loc: Loc, errors: list[ErrorDetails]) -> str:
+# pydantic's errors for a discriminated union (the chain kinds) without a usable tag.
+_TAG_ERRORS = {
+    "union_tag_not_found": "is required",
+    "union_tag_invalid": f"must be one of: {', '.join(CHAIN_MODELS)}",
+}
+
+
+def _error_message(loc: Loc, errors: list[ErrorDetails], data: Any) -> str:
     if len(errors) > 1:
         field = next((p for p in reversed(loc) if isinstance(p, str)), "")
         union = _UNION_MESSAGES.get(field)
         return union or " or ".join(dict.fromkeys(error["msg"] for error in errors))
-    if errors[0]["type"] == "extra_forbidden":
-        return _unknown_key_message(loc)
-    if errors[0]["type"] == "missing":
+    kind = errors[0]["type"]
+    if kind in _TAG_ERRORS:
+        return _TAG_ERRORS[kind]
+    if kind == "extra_forbidden":
+        return _unknown_key_message(loc, data)
+    if kind == "missing":
         return "is required"
     return errors[0]["msg"]
 
@@ -382,8 +396,8 @@ def _clean_loc(error: ErrorDetails, data: Any) -> Loc:
     return tuple(kept)
 
 
-def _unknown_key_message(loc: Loc) -> str:
-    model = _model_at(loc[:-1])
+def _unknown_key_message(loc: Loc, data: Any) -> str:
+    model = _model_at(loc[:-1], data)
     key = str(loc[-1]) if loc else ""
     if model is None:
         return "unknown key"
@@ -393,7 +407,11 @@ def _unknown_key_message(loc: Loc) -> str:
     return f"unknown key{hint}"
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, data: Any) -> type[BaseModel] | None:
+    if len(loc) == 2 and loc[0] == "chains" and isinstance(loc[1], int):
+        item = data["chains"][loc[1]]
+        kind = item.get("kind") if isinstance(item, dict) else None
+        return CHAIN_MODELS.get(kind) if isinstance(kind, str) else None
     model: type[BaseModel] = _FileModel
     for part in loc:
         if isinstance(part, int):
@@ -417,7 +435,7 @@ def _build_subscriptions(
     base_dir: Path,
     doc: _YamlDocument,
     issues: list[ConfigIssue],
-) -> tuple[Subscription, ...]:
+) -> tuple[tuple[Subscription, ...], dict[str, frozenset[Network]]]:
     """Check what the models cannot, on every chain and subscription valid on its own.
 
     The checks run even when other parts of the file failed validation, so that one pass
@@ -430,11 +448,11 @@ def _build_subscriptions(
     for id_loc, name in _duplicates(_names(data, "subscriptions", "id")):
         message = f"subscription id {doc.shown(id_loc, name)} is used more than once"
         issues.append(doc.issue(id_loc, message))
-    valid_chains = _valid_items(data, "chains", ChainConfig)
+    valid_chains = _valid_chains(data)
     for index, chain in valid_chains:
-        if not _is_http_url(chain.rpc_url):
-            issues.append(doc.issue(("chains", index, "rpc_url"), "must be an http(s) URL"))
+        _check_chain(chain, ("chains", index), doc, issues)
     chains = {chain.name: chain for _, chain in valid_chains}
+    readers = {chain.name: address_reader(chain) for _, chain in valid_chains}
     known = {name for _, name in chain_names}
     delivery = _valid(DeliveryConfig, data.get("delivery", {}))
 
@@ -448,8 +466,13 @@ def _build_subscriptions(
             listed = ", ".join(sorted(known)) or "none"
             message = f"no chain named {doc.shown(chain_loc, sub.chain)} (known: {listed})"
             issues.append(doc.issue(chain_loc, message))
-        watched = _subscription_addresses(sub, loc, base_dir, doc, issues)
-        tokens = _addresses_at(sub.tokens, (*loc, "tokens"), doc, issues)
+        read = readers.get(sub.chain) or _fallback_reader(data, sub.chain)
+        watched = _subscription_addresses(sub, loc, base_dir, doc, issues, read)
+        tokens: set[str] = set()
+        if _chain_item(data, sub.chain).get("kind") == "bitcoin":
+            _check_bitcoin_subscription(sub, loc, doc, issues)
+        else:
+            tokens = _addresses_at(sub.tokens, (*loc, "tokens"), doc, issues, read)
         condition: Condition = ALWAYS
         try:
             condition = parse_conditions(sub.conditions)
@@ -475,7 +498,98 @@ def _build_subscriptions(
                 condition=condition,
             )
         )
-    return tuple(built)
+    networks = {
+        name: frozenset(read.networks)
+        for name, read in readers.items()
+        if isinstance(read, BtcAddressReader)
+    }
+    return tuple(built), networks
+
+
+def _valid_chains(data: Mapping[str, Any]) -> list[tuple[int, ChainConfig]]:
+    """The chains valid on their own, each validated as the model its ``kind`` names."""
+    items = data.get("chains")
+    if not isinstance(items, list):
+        return []
+    out: list[tuple[int, ChainConfig]] = []
+    for index, item in enumerate(items):
+        kind = item.get("kind") if isinstance(item, dict) else None
+        model = CHAIN_MODELS.get(kind) if isinstance(kind, str) else None
+        chain = _valid(model, item) if model is not None else None
+        if chain is not None:
+            out.append((index, chain))
+    return out
+
+
+def _chain_item(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The first chain called ``name`` as written in the file; empty if there is none."""
+    items = data.get("chains")
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and item.get("name") == name:
+                return item
+    return {}
+
+
+def _fallback_reader(data: Mapping[str, Any], name: str) -> Callable[[str], str] | None:
+    """How to read the addresses of a subscription whose chain is invalid or unknown.
+
+    An invalid chain's kind, coin and network are used where they are valid themselves; for
+    an unknown chain, Ethereum's rules when every chain is an Ethereum one. Otherwise the
+    addresses are left unchecked: the chain's own issue is what to fix first.
+    """
+    item = _chain_item(data, name)
+    if not item:
+        items = data.get("chains")
+        chains = items if isinstance(items, list) else []
+        kinds = {i.get("kind") for i in chains if isinstance(i, dict)}
+        return addresses.normalize_ethereum if kinds == {"ethereum"} else None
+    if item.get("kind") == "ethereum":
+        return addresses.normalize_ethereum
+    if item.get("kind") != "bitcoin":
+        return None
+    try:
+        coin = CoinFamily(item.get("coin", CoinFamily.BITCOIN.value))
+        network = Network(item["network"]) if "network" in item else None
+    except (ValueError, TypeError):
+        return None
+    return BtcAddressReader(coin, network)
+
+
+def _check_chain(
+    chain: ChainConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> None:
+    if not _is_http_url(chain.rpc_url):
+        issues.append(doc.issue((*loc, "rpc_url"), "must be an http(s) URL"))
+    if not isinstance(chain, BitcoinChainConfig):
+        return
+    with_password = chain.rpc_user is not None or chain.rpc_password is not None
+    if with_password == (chain.rpc_cookie_file is not None):
+        issues.append(
+            doc.issue(loc, "give rpc_user and rpc_password, or rpc_cookie_file (exactly one)")
+        )
+    elif with_password and (chain.rpc_user is None or chain.rpc_password is None):
+        missing = "rpc_user" if chain.rpc_user is None else "rpc_password"
+        issues.append(doc.issue((*loc, missing), "is required with rpc_user and rpc_password"))
+    elif chain.rpc_password is not None:
+        original = doc.data["chains"][loc[1]].get("rpc_password")
+        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
+            issues.append(
+                doc.issue(
+                    (*loc, "rpc_password"),
+                    "must be an environment reference like ${NODE_RPC_PASSWORD}",
+                )
+            )
+
+
+def _check_bitcoin_subscription(
+    sub: SubscriptionConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> None:
+    """Bitcoin-family chains move one thing, the coin itself: no tokens, kind native."""
+    if sub.tokens:
+        issues.append(doc.issue((*loc, "tokens"), "Bitcoin-family chains have no tokens"))
+    if Kind.NATIVE not in sub.kinds:
+        issues.append(doc.issue((*loc, "kinds"), "Bitcoin-family chains only have native payments"))
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -522,9 +636,14 @@ def _duplicates(names: Iterable[tuple[Loc, str]]) -> list[tuple[Loc, str]]:
 
 
 def _subscription_addresses(
-    sub: SubscriptionConfig, loc: Loc, base_dir: Path, doc: _YamlDocument, issues: list[ConfigIssue]
+    sub: SubscriptionConfig,
+    loc: Loc,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+    read: Callable[[str], str] | None,
 ) -> set[str]:
-    watched = _addresses_at(sub.addresses, (*loc, "addresses"), doc, issues)
+    watched = _addresses_at(sub.addresses, (*loc, "addresses"), doc, issues, read)
     if sub.addresses_file is not None:
         file_loc = (*loc, "addresses_file")
         path = _resolve(base_dir, sub.addresses_file)
@@ -534,18 +653,7 @@ def _subscription_addresses(
         except (OSError, UnicodeDecodeError) as exc:
             issues.append(doc.issue(file_loc, f"cannot read {shown}: {_read_error(exc)}"))
             lines = []
-        bad = 0
-        for number, line in enumerate(lines, start=1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            try:
-                watched.add(addresses.normalize_ethereum(text))
-            except ValueError as exc:
-                bad += 1
-                if bad <= _MAX_ISSUES_PER_FILE:
-                    message = f"{shown} line {number}: '{text}' {exc}"
-                    issues.append(doc.issue(file_loc, message))
+        bad = _read_lines(lines, read, watched, shown, file_loc, doc, issues) if read else 0
         if bad > _MAX_ISSUES_PER_FILE:
             issues.append(
                 doc.issue(file_loc, f"{shown}: {bad - _MAX_ISSUES_PER_FILE} more bad lines")
@@ -561,13 +669,45 @@ def _subscription_addresses(
     return watched
 
 
+def _read_lines(
+    lines: list[str],
+    read: Callable[[str], str],
+    watched: set[str],
+    shown: str,
+    file_loc: Loc,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> int:
+    """Add the addresses of an addresses file's ``lines`` to ``watched``; how many were bad."""
+    bad = 0
+    add = watched.add
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip() if "#" in line else line.strip()
+        if not text:
+            continue
+        try:
+            add(read(text))
+        except ValueError as exc:
+            bad += 1
+            if bad <= _MAX_ISSUES_PER_FILE:
+                message = f"{shown} line {number}: '{text}' {exc}"
+                issues.append(doc.issue(file_loc, message))
+    return bad
+
+
 def _addresses_at(
-    texts: Iterable[str], loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+    texts: Iterable[str],
+    loc: Loc,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+    read: Callable[[str], str] | None,
 ) -> set[str]:
     out: set[str] = set()
+    if read is None:
+        return out
     for i, text in enumerate(texts):
         try:
-            out.add(addresses.normalize_ethereum(text))
+            out.add(read(text))
         except ValueError as exc:
             item_loc = (*loc, i)
             issues.append(doc.issue(item_loc, f"{doc.shown(item_loc, text.strip())} {exc}"))

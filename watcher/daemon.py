@@ -52,7 +52,14 @@ class Daemon:
                 config=config.delivery,
             )
             self.followers = [
-                build_follower(chain, config.subscriptions, store, rpc, worker.notify)
+                build_follower(
+                    chain,
+                    config.subscriptions,
+                    store,
+                    rpc,
+                    worker.notify,
+                    networks=config.networks.get(chain.name, ()),
+                )
                 for chain in config.chains
             ]
             log.info(

@@ -6,16 +6,22 @@ This is the one place that knows the chain kinds. Adding a kind means a source i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import aiohttp
 
+from watcher.btc_addresses import Network
+from watcher.btc_tracker import BitcoinTracker
+from watcher.chain_config import BitcoinChainConfig, ChainConfig, EthereumChainConfig
+from watcher.chains.bitcoin import BitcoinClient
+from watcher.chains.bitcoin_rpc import BitcoinRpc, CookieAuth, PasswordAuth, RpcAuth
+from watcher.chains.bitcoin_source import BitcoinSource
 from watcher.chains.ethereum import EthereumClient
 from watcher.chains.ethereum_source import EthereumSource
-from watcher.config import ChainConfig
 from watcher.follower import ChainFollower
 from watcher.models import Subscription
+from watcher.protocols import ChainBlock, ChainSource, Tracker
 from watcher.store import Store, TrackerState
 from watcher.tracker import EthereumTracker
 
@@ -28,9 +34,39 @@ def build_follower(
     store: Store,
     session: aiohttp.ClientSession,
     on_deliveries: Callable[[], None],
+    *,
+    networks: Collection[Network] = (),
 ) -> AnyFollower:
-    """The follower of ``chain``, reading its node over ``session``."""
+    """The follower of ``chain``, reading its node over ``session``.
+
+    ``networks`` are the networks a Bitcoin-family node may serve (empty: any).
+    """
     subs = tuple(s for s in subscriptions if s.chain == chain.name)
+    if isinstance(chain, BitcoinChainConfig):
+        source, make_tracker, identity = _bitcoin(chain, subs, session, networks)
+    else:
+        source, make_tracker, identity = _ethereum(chain, subs, session)
+    return ChainFollower(
+        source=source,
+        make_tracker=make_tracker,
+        store=store,
+        start=chain.start,
+        expected_identity=identity,
+        batch_size=chain.batch_size,
+        poll_interval_s=chain.poll_interval_s,
+        max_reorg_depth=chain.max_reorg_depth,
+        on_deliveries=on_deliveries,
+    )
+
+
+_Parts = tuple[
+    ChainSource[ChainBlock, Any, Any], Callable[[TrackerState], Tracker[Any, Any, Any]], str | None
+]
+
+
+def _ethereum(
+    chain: EthereumChainConfig, subs: tuple[Subscription, ...], session: aiohttp.ClientSession
+) -> _Parts:
     client = EthereumClient(chain.name, chain.rpc_url, session, chain.request_timeout_s)
     source = EthereumSource(
         client,
@@ -48,14 +84,37 @@ def build_follower(
             dropped_grace_s=chain.dropped_after_s,
         )
 
-    return ChainFollower(
-        source=source,
-        make_tracker=make_tracker,
-        store=store,
-        start=chain.start,
-        expected_identity=str(chain.chain_id) if chain.chain_id is not None else None,
-        batch_size=chain.batch_size,
-        poll_interval_s=chain.poll_interval_s,
-        max_reorg_depth=chain.max_reorg_depth,
-        on_deliveries=on_deliveries,
+    identity = str(chain.chain_id) if chain.chain_id is not None else None
+    return source, make_tracker, identity
+
+
+def _bitcoin(
+    chain: BitcoinChainConfig,
+    subs: tuple[Subscription, ...],
+    session: aiohttp.ClientSession,
+    networks: Collection[Network],
+) -> _Parts:
+    auth: RpcAuth
+    if chain.rpc_cookie_file is not None:
+        auth = CookieAuth(chain.rpc_cookie_file)
+    else:
+        password = chain.rpc_password.get_secret_value() if chain.rpc_password else ""
+        auth = PasswordAuth(chain.rpc_user or "", password)
+    rpc = BitcoinRpc(chain.name, chain.rpc_url, session, auth, chain.request_timeout_s)
+    allowed = (chain.network,) if chain.network is not None else networks
+    source = BitcoinSource(
+        BitcoinClient(rpc), networks=allowed, watch_mempool=chain.mempool != "off"
     )
+
+    def make_tracker(state: TrackerState) -> BitcoinTracker:
+        return BitcoinTracker(
+            chain.name,
+            subs,
+            recent_blocks=state.recent_blocks,
+            activities=state.activities,
+            pending=state.pending,
+            outputs=state.outputs,
+            dropped_grace_s=chain.dropped_after_s,
+        )
+
+    return source, make_tracker, None
