@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from watcher.chains.bitcoin import BitcoinClient
 from watcher.chains.bitcoin_rpc import BitcoinRpc
 from watcher.devchain_bitcoin import BcoinNode, BsvNode, RegtestNode
+from watcher.models import Outpoint
+
+if TYPE_CHECKING:
+    from tests.conftest import Harness
 
 COINBASE_MATURITY = 100
 
@@ -59,3 +65,54 @@ async def funded_bsv(bsv: BsvNode) -> BsvNode:
     """A BSV node whose wallet holds spendable coins."""
     await fund(bsv)
     return bsv
+
+
+# --- building transactions by hand --------------------------------------------------------
+
+FEE = Decimal("0.0001")
+
+
+def chain_settings(harness: Harness, node: RegtestNode, **extra: Any) -> dict[str, Any]:
+    """The ``chains[0]`` keys of a daemon following ``node`` (its password via ``${ENV}``)."""
+    harness.environ["WATCHER_TEST_NODE_PASSWORD"] = node.password
+    return {
+        "kind": "bitcoin",
+        "rpc_user": "watcher",
+        "rpc_password": "${WATCHER_TEST_NODE_PASSWORD}",
+        "network": "regtest",
+        "confirmations": 3,
+        "dropped_after_s": 0.3,
+        **extra,
+    }
+
+
+async def output_to(node: RegtestNode, txid: str, address: str) -> tuple[Outpoint, Decimal]:
+    """The output of ``txid`` that pays ``address``, and its amount in coins."""
+    raw = await node.rpc.call("getrawtransaction", [txid, True])
+    for out in raw["vout"]:
+        spk = out["scriptPubKey"]
+        if address in (spk.get("address"), *(spk.get("addresses") or ())):
+            return (txid, int(out["n"])), Decimal(out["value"])
+    raise AssertionError(f"{txid} pays nothing to {address}")
+
+
+async def signed_spend(
+    node: RegtestNode, outpoint: Outpoint, owner: str, outputs: dict[str, Decimal]
+) -> str:
+    """A signed, unsent transaction spending ``outpoint`` (paid to ``owner``) to ``outputs``."""
+    key = await node.wallet_call("dumpprivkey", owner)
+    inputs = [{"txid": outpoint[0], "vout": outpoint[1]}]
+    unsigned = await node.rpc.call("createrawtransaction", [inputs, outputs])
+    signed = await node.rpc.call("signrawtransaction", [unsigned, [], [key]])
+    assert signed["complete"], signed
+    return str(signed["hex"])
+
+
+async def broadcast(node: RegtestNode, raw: str) -> str:
+    """Send a signed transaction to ``node``; its txid."""
+    return str(await node.rpc.call("sendrawtransaction", [raw]))
+
+
+async def in_mempool(node: RegtestNode, txid: str) -> bool:
+    """Whether ``txid`` waits in ``node``'s mempool."""
+    return txid in await node.rpc.call("getrawmempool")

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.store_path = tmp_path / "watcher.db"
+        # The environment configuration files are interpolated from.
+        self.environ: dict[str, str] = dict(SECRET_ENV)
 
     def write_config(
         self,
@@ -101,7 +103,7 @@ class Harness:
         return path
 
     def load(self, path: Path) -> WatcherConfig:
-        return load_config(path, environ=SECRET_ENV)
+        return load_config(path, environ=self.environ)
 
     @asynccontextmanager
     async def running(self, path: Path) -> AsyncIterator[Daemon]:
@@ -132,3 +134,55 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Harness:
     return Harness(tmp_path)
+
+
+class Session:
+    """A daemon under test that can be restarted in the middle of a scenario."""
+
+    def __init__(self, harness: Harness, config: Path) -> None:
+        self.harness = harness
+        self.config = config
+        self._stack = AsyncExitStack()
+        self.daemon: Daemon | None = None
+        self.store: SQLiteStore | None = None
+
+    async def start(self) -> None:
+        self.daemon = await self._stack.enter_async_context(self.harness.running(self.config))
+        self.store = await self._stack.enter_async_context(self.harness.store())
+
+    async def stop(self) -> None:
+        await self._stack.aclose()
+        self._stack = AsyncExitStack()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def settle(self) -> None:
+        """Wait for two full polls after now and an empty outbox."""
+        assert self.daemon is not None
+        assert self.store is not None
+        follower = self.daemon.followers[0]
+        polls = follower.polls
+        store = self.store
+        await wait_until(lambda: follower.polls >= polls + 2, what="two polls")
+
+        async def drained() -> bool:
+            return not await store.deliveries("pending")
+
+        await wait_until(drained, what="outbox drained")
+
+
+@pytest.fixture
+async def session_factory(harness: Harness) -> AsyncIterator[Any]:
+    sessions: list[Session] = []
+
+    async def make(config: Path) -> Session:
+        session = Session(harness, config)
+        await session.start()
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        await session.stop()

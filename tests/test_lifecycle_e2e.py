@@ -7,10 +7,7 @@ again in its middle, and must produce the same events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,66 +15,12 @@ import pytest
 from tests.chain_tools import GWEI, deploy, sign, transfer_call, transfer_emitter_code
 from tests.conftest import Harness, wait_until
 from tests.receiver import Receiver
-from watcher.daemon import Daemon
 from watcher.devchain import Anvil
-from watcher.store import SQLiteStore
 
 ETHER = 10**18
 ALL_TX_EVENTS = [
     "tx.pending", "tx.mined", "tx.confirmed", "tx.dropped", "tx.replaced", "tx.reorged",
 ]  # fmt: skip
-
-
-class Session:
-    """A daemon under test that can be restarted in the middle of a scenario."""
-
-    def __init__(self, harness: Harness, config: Path) -> None:
-        self.harness = harness
-        self.config = config
-        self._stack = AsyncExitStack()
-        self.daemon: Daemon | None = None
-        self.store: SQLiteStore | None = None
-
-    async def start(self) -> None:
-        self.daemon = await self._stack.enter_async_context(self.harness.running(self.config))
-        self.store = await self._stack.enter_async_context(self.harness.store())
-
-    async def stop(self) -> None:
-        await self._stack.aclose()
-        self._stack = AsyncExitStack()
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def settle(self) -> None:
-        """Wait for two full polls after now and an empty outbox."""
-        assert self.daemon is not None
-        assert self.store is not None
-        follower = self.daemon.followers[0]
-        polls = follower.polls
-        store = self.store
-        await wait_until(lambda: follower.polls >= polls + 2, what="two polls")
-
-        async def drained() -> bool:
-            return not await store.deliveries("pending")
-
-        await wait_until(drained, what="outbox drained")
-
-
-@pytest.fixture
-async def session_factory(harness: Harness) -> AsyncIterator[Any]:
-    sessions: list[Session] = []
-
-    async def make(config: Path) -> Session:
-        session = Session(harness, config)
-        await session.start()
-        sessions.append(session)
-        return session
-
-    yield make
-    for session in sessions:
-        await session.stop()
 
 
 def sub(receiver: Receiver, *addresses: str, **extra: Any) -> dict[str, Any]:
