@@ -1,6 +1,6 @@
 """Bitcoin matching cost and memory with 10,000 and 1,000,000 watched addresses.
 
-Usage: ``python bench/match_btc.py [--sizes 10000 1000000] [--repeat 15]``
+Usage: ``python bench/match_btc.py [--sizes 10000 1000000] [--repeat 15] [--daemon 1000000]``
 
 Every size runs in a subprocess of its own, so each peak RSS (``VmHWM``) belongs to one
 size. The subprocess imports the daemon (``watcher.daemon``: web3, aiohttp, aiosqlite and
@@ -16,6 +16,13 @@ whole block, in two shapes:
   known-outputs table.
 
 The parent also times address validation (what loading a watch list costs at start-up).
+
+Then the daemon itself (``--daemon N``, default 1,000,000; 0 skips it): a subprocess loads a
+configuration file whose one Bitcoin subscription reads N valid mainnet addresses (half
+P2WPKH, half P2PKH) from an ``addresses_file``, exactly as ``watcher run`` does, and builds
+the chain's :class:`~watcher.btc_tracker.BitcoinTracker`; the load time, the tracker's
+build time and the process's peak RSS are printed.
+
 Targets (issue 4): 1M within 1.2x of 10k per block, and under 400 MB RSS with 1M loaded.
 The verdicts are printed; the exit status is 0 either way (this reports, tests assert).
 """
@@ -29,6 +36,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -162,14 +170,105 @@ def validation_cost(samples: int = 20_000) -> dict[str, float]:
     return out
 
 
+CONFIG = """\
+store:
+  path: {store}
+chains:
+  - name: btc
+    kind: bitcoin
+    coin: bitcoin
+    network: mainnet
+    rpc_url: http://127.0.0.1:8332
+    rpc_user: watcher
+    rpc_password: ${{BENCH_NODE_PASSWORD}}
+subscriptions:
+  - id: exchange-deposits
+    chain: btc
+    addresses_file: {addresses}
+    url: https://hooks.example.com/deposits
+    secret: ${{BENCH_SECRET}}
+"""
+
+
+def write_watch_list(folder: Path, size: int) -> Path:
+    """A config file and an addresses file of ``size`` valid mainnet addresses."""
+    from watcher.btc_addresses import CoinFamily, Network, address_format
+    from watcher.btc_codecs import segwit_encode
+
+    rng = random.Random(size)
+    p2pkh = next(iter(address_format(CoinFamily.BITCOIN, Network.MAINNET).p2pkh))
+    addresses = folder / "deposits.txt"
+    with addresses.open("w") as out:
+        out.write("# exchange deposit addresses\n")
+        for i in range(size):
+            program = rng.randbytes(20)
+            if i % 2:
+                out.write(segwit_encode("bc", 0, program) + "\n")
+            else:
+                out.write(base58_check(bytes([p2pkh]) + program) + "\n")
+    config = folder / "watcher.yaml"
+    config.write_text(CONFIG.format(store=folder / "watcher.db", addresses=addresses))
+    return config
+
+
+def base58_check(payload: bytes) -> str:
+    import base58
+
+    return base58.b58encode_check(payload).decode("ascii")
+
+
+def daemon_worker(config: Path) -> dict[str, Any]:
+    """Load ``config`` as ``watcher run`` does and build the chain's tracker: time and RSS."""
+    import watcher.daemon  # noqa: F401  (everything the daemon imports counts)
+    from watcher.btc_tracker import BitcoinTracker
+    from watcher.config import load_config
+
+    environ = {"BENCH_NODE_PASSWORD": "x" * 16, "BENCH_SECRET": "y" * 32}
+    started = time.perf_counter()
+    loaded = load_config(config, environ=environ)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    (chain,) = loaded.chains
+    tracker = BitcoinTracker(chain.name, loaded.subscriptions)
+    build_s = time.perf_counter() - started
+    gc.collect()
+    return {
+        "addresses": tracker.watched_addresses,
+        "load_s": load_s,
+        "tracker_s": build_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def run_daemon(size: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="watcher-bench-") as folder:
+        started = time.perf_counter()
+        config = write_watch_list(Path(folder), size)
+        written_s = time.perf_counter() - started
+        proc = subprocess.run(
+            [sys.executable, __file__, "--daemon-worker", str(config)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    result["generate_s"] = written_s
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--daemon", type=int, default=1_000_000)
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--daemon-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
         print(json.dumps(worker(args.worker, args.repeat)))
+        return 0
+    if args.daemon_worker is not None:
+        print(json.dumps(daemon_worker(args.daemon_worker)))
         return 0
 
     results = []
@@ -213,6 +312,15 @@ def main() -> int:
         + ", ".join(f"{k} {v:.1f} us" for k, v in cost.items())
         + f" -> about {max(cost.values()):.0f} s per million addresses"
     )
+    if args.daemon:
+        daemon = run_daemon(args.daemon)
+        ok = daemon["peak_rss_mb"] < RSS_TARGET_MB
+        print(
+            f"daemon with {daemon['addresses']:,} addresses from an addresses_file: "
+            f"config loaded in {daemon['load_s']:.1f} s, tracker built in "
+            f"{daemon['tracker_s']:.1f} s, peak RSS {daemon['peak_rss_mb']:.0f} MB "
+            f"(target < {RSS_TARGET_MB} MB: {'ok' if ok else 'over target'})"
+        )
     return 0
 
 

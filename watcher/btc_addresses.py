@@ -23,7 +23,13 @@ from dataclasses import dataclass
 
 import base58
 
-from watcher.btc_codecs import CASHADDR_HASH_SIZES, cashaddr_decode, cashaddr_encode, segwit_decode
+from watcher.btc_codecs import (
+    CASHADDR_HASH_SIZES,
+    b58decode_check,
+    cashaddr_decode,
+    cashaddr_encode,
+    segwit_decode,
+)
 
 
 class CoinFamily(enum.StrEnum):
@@ -155,7 +161,7 @@ def _is_segwit(candidate: str) -> bool:
 
 def _normalize_base58(candidate: str, fmt: AddressFormat) -> str:
     try:
-        raw = base58.b58decode_check(candidate)
+        raw = b58decode_check(candidate)
     except ValueError as exc:
         raise ValueError(f"bad base58check encoding ({exc})") from None
     if len(raw) != 21:

@@ -90,6 +90,12 @@ class BtcAddressReader:
 
     def __call__(self, text: str) -> str:
         """The canonical form of ``text``; ValueError saying what is wrong."""
+        if len(self.networks) == 1:
+            try:
+                return normalize_btc_address(text, self.coin, self.networks[0])
+            except ValueError as exc:
+                message = f"is not a {self.coin} {self.networks[0]} address ({_reason(exc)})"
+                raise ValueError(message) from None
         forms: dict[Network, str] = {}
         first_error: ValueError | None = None
         for network in self.networks:

@@ -649,11 +649,10 @@ def _subscription_addresses(
         path = _resolve(base_dir, sub.addresses_file)
         shown = doc.shown(file_loc, path, quote=False)
         try:
-            lines = _read_text(path).splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
+            bad = _read_address_file(path, read, watched, shown, file_loc, doc, issues)
+        except OSError as exc:
             issues.append(doc.issue(file_loc, f"cannot read {shown}: {_read_error(exc)}"))
-            lines = []
-        bad = _read_lines(lines, read, watched, shown, file_loc, doc, issues) if read else 0
+            bad = 0
         if bad > _MAX_ISSUES_PER_FILE:
             issues.append(
                 doc.issue(file_loc, f"{shown}: {bad - _MAX_ISSUES_PER_FILE} more bad lines")
@@ -669,29 +668,42 @@ def _subscription_addresses(
     return watched
 
 
-def _read_lines(
-    lines: list[str],
-    read: Callable[[str], str],
+def _read_address_file(
+    path: Path,
+    read: Callable[[str], str] | None,
     watched: set[str],
     shown: str,
     file_loc: Loc,
     doc: _YamlDocument,
     issues: list[ConfigIssue],
 ) -> int:
-    """Add the addresses of an addresses file's ``lines`` to ``watched``; how many were bad."""
+    """Add the addresses in the file at ``path`` to ``watched``; how many lines were bad.
+
+    The file is read a line at a time, so that a watch list of a million addresses is never
+    held twice in memory. Without ``read`` (the chain is unknown) it is only checked to be
+    readable text.
+    """
     bad = 0
     add = watched.add
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip() if "#" in line else line.strip()
-        if not text:
-            continue
-        try:
-            add(read(text))
-        except ValueError as exc:
-            bad += 1
-            if bad <= _MAX_ISSUES_PER_FILE:
-                message = f"{shown} line {number}: '{text}' {exc}"
-                issues.append(doc.issue(file_loc, message))
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                issues.append(
+                    doc.issue(file_loc, f"cannot read {shown}: line {number} is not UTF-8 text")
+                )
+                return bad
+            text = line.split("#", 1)[0].strip() if "#" in line else line.strip()
+            if not text or read is None:
+                continue
+            try:
+                add(read(text))
+            except ValueError as exc:
+                bad += 1
+                if bad <= _MAX_ISSUES_PER_FILE:
+                    message = f"{shown} line {number}: '{text}' {exc}"
+                    issues.append(doc.issue(file_loc, message))
     return bad
 
 
