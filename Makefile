@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ANVIL := tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 export WATCHER_ANVIL := $(abspath $(ANVIL))
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench bench-delivery clean
 
 setup: $(STAMP) $(ANVIL)
 
@@ -38,6 +38,9 @@ pytest: setup
 
 bench: setup
 	$(BIN)/python bench/catchup.py
+
+bench-delivery: setup
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache
