@@ -126,7 +126,7 @@ class DeliveryJob:
     event_id: str
     subscription_id: str
     body: bytes
-    attempts: int
+    attempts: int  # made so far in the current retry schedule (a replay starts a new one)
 
 
 # --- how one subscription's webhooks are delivered ---------------------------------------

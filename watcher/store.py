@@ -87,6 +87,8 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX deliveries_due;
     ALTER TABLE deliveries ADD COLUMN last_attempt_at REAL;
+    -- attempts made before the current retry schedule began (a retry or replay restarts it)
+    ALTER TABLE deliveries ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX deliveries_due ON deliveries (subscription_id, next_attempt_at, id)
         WHERE status = 'pending';
     CREATE INDEX deliveries_queue ON deliveries (subscription_id, id) WHERE status = 'pending';
@@ -695,7 +697,7 @@ class SQLiteStore:
         async with self._lock:
             cur = await self._conn.execute(
                 "UPDATE deliveries SET next_attempt_at = ?, completed_at = NULL, "
-                "attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END, "
+                "retry_base = CASE WHEN status = 'pending' THEN retry_base ELSE attempts END, "
                 "status = 'pending' WHERE id = ?",
                 (now, delivery_id),
             )
@@ -705,8 +707,9 @@ class SQLiteStore:
         """Re-queue every delivery of a subscription that failed in ``[since, until)``."""
         async with self._lock:
             cur = await self._conn.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = ?, "
-                "completed_at = NULL WHERE subscription_id = ? AND status = 'failed' "
+                "UPDATE deliveries SET status = 'pending', retry_base = attempts, "
+                "next_attempt_at = ?, completed_at = NULL "
+                "WHERE subscription_id = ? AND status = 'failed' "
                 "AND completed_at >= ? AND completed_at < ?",
                 (now, subscription_id, since, until),
             )
@@ -760,7 +763,7 @@ UPDATE deliveries SET lease_until = :lease WHERE id IN (
     )
     SELECT id FROM ranked WHERE turn <= quota ORDER BY turn, due, id LIMIT :limit
 )
-RETURNING id, event_id, subscription_id, body, attempts
+RETURNING id, event_id, subscription_id, body, attempts - retry_base
 """
 
 _SUBSCRIPTION_STATES = """
