@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -151,7 +150,10 @@ def test_a_bad_delivery_default_names_its_key() -> None:
     assert any(i.startswith("delivery.attempt_log_retention_days (line 4)") for i in found)
 
 
-def test_the_example_configuration_is_valid(monkeypatch: Any) -> None:
-    env = {"TREASURY_WEBHOOK_SECRET": "x" * 32, "BLOCKSDK_API_TOKEN": "t", "OLD_SECRET": "y" * 32}
+def test_the_example_configuration_is_valid() -> None:
+    names = ["TREASURY_WEBHOOK_SECRET", "LEGACY_WEBHOOK_SECRET", "BLOX_WEBHOOK_SECRET"]
+    env = dict.fromkeys([*names, "BLOCKVISION_SIGNING_KEY"], "s" * 32)
+    env["BLOCKSDK_API_TOKEN"] = "token"
     config = parse_config(EXAMPLE.read_text(), base_dir=EXAMPLE.parent, source=EXAMPLE, environ=env)
-    assert config.subscriptions
+    formats = [s.delivery.format.value for s in config.subscriptions]
+    assert formats == ["native", "blocksdk", "blox", "blockvision"]
