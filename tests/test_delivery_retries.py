@@ -183,3 +183,14 @@ async def test_the_attempt_log_keeps_request_id_timing_and_redacted_headers(
     assert attempt.response_headers["Set-Cookie"] == REDACTED
     assert attempt.response_headers["X-Api-Key"] == REDACTED
     assert attempt.response_headers["X-Trace"] == "t-1"
+
+
+async def test_a_host_name_that_does_not_resolve_is_a_dns_error_and_is_retried(
+    tmp_path: Path,
+) -> None:
+    async with outbox(tmp_path, [subscription("http://watcher-test.invalid/hook")]) as box:
+        await box.add_events("sub")
+        await box.worker.run_once()
+        row = await box.row()
+        (attempt,) = await box.store.attempts(row.id)
+    assert (row.status, attempt.error_class) == ("pending", "dns")

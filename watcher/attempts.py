@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,7 @@ REQUEST_ID_HEADER = "X-Request-Id"
 BLOCKVISION_HEADER = "X-BV-SIGN"
 REDACTED = "[redacted]"
 # Response header names containing one of these are never stored in the attempt log.
-_SENSITIVE_HEADER_PARTS = ("auth", "cookie", "token", "secret", "signature", "key", "session")
+_SENSITIVE_HEADER = re.compile("auth|cookie|token|secret|signature|key|session", re.IGNORECASE)
 
 Clock = Callable[[], float]
 
@@ -118,8 +119,7 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw_name, value in headers:
         name = str(raw_name)  # aiohttp's case-insensitive istr is not a plain str
-        lowered = name.lower()
-        shown = REDACTED if any(p in lowered for p in _SENSITIVE_HEADER_PARTS) else value
+        shown = REDACTED if _SENSITIVE_HEADER.search(name) else value
         out[name] = f"{out[name]}, {shown}" if name in out else shown
     return out
 
