@@ -138,6 +138,9 @@ async def test_test_webhook_sends_a_signed_sample_and_prints_the_answer(
         code, out = await watcher(config, "test-webhook", "nope")
         assert code == EXIT_FAILURE
         assert "no subscription 'nope'" in out
+        code, out = await watcher(config, "deliveries", "list")
+        assert code == EXIT_FAILURE
+        assert "has the daemon run yet?" in out
     payload = json.loads(receiver.requests[0].body)
     assert payload["type"] == "tx.mined"
     assert payload["subscription"] == "s"

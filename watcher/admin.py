@@ -49,7 +49,9 @@ def parse_when(text: str, now: float) -> float:
 
 @asynccontextmanager
 async def opened(config: WatcherConfig) -> AsyncIterator[SQLiteStore]:
-    """The configured store, opened for one command."""
+    """The configured store, opened for one command (never created by one)."""
+    if not config.store.path.exists():
+        raise NotFoundError(f"no store at {config.store.path}: has the daemon run yet?")
     store = await SQLiteStore.open(config.store.path)
     try:
         yield store

@@ -60,6 +60,7 @@ class AttemptResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the endpoint acknowledged the webhook (2xx)."""
         return self.outcome.ok
 
     def describe(self) -> str:

@@ -54,6 +54,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
+        """Only a 2xx status acknowledges a webhook."""
         return self.status is not None and 200 <= self.status < 300
 
 

@@ -33,6 +33,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def deliveries_table(rows: Sequence[DeliveryRecord]) -> list[str]:
+    """``watcher deliveries list``: one line per delivery."""
     if not rows:
         return ["no deliveries"]
     return table(
@@ -55,6 +56,7 @@ def deliveries_table(rows: Sequence[DeliveryRecord]) -> list[str]:
 
 
 def delivery_details(record: DeliveryRecord, attempts: Sequence[AttemptRecord]) -> list[str]:
+    """``watcher deliveries show``: the delivery, its body, then every logged attempt."""
     lines = [
         f"delivery {record.id}",
         f"  status        {_status(record)} after {record.attempts} attempt(s)",
@@ -84,6 +86,7 @@ def delivery_details(record: DeliveryRecord, attempts: Sequence[AttemptRecord]) 
 
 
 def subscriptions_table(rows: Sequence[SubscriptionRow]) -> list[str]:
+    """``watcher subscriptions list``, then why each disabled subscription is disabled."""
     if not rows:
         return ["no subscriptions"]
     lines = table(
@@ -108,6 +111,7 @@ def subscriptions_table(rows: Sequence[SubscriptionRow]) -> list[str]:
 
 
 def test_webhook_result(event: Event, result: AttemptResult) -> list[str]:
+    """``watcher test-webhook``: what was sent and how the endpoint answered."""
     outcome = f"HTTP {result.status}" if result.status is not None else result.describe()
     verdict = "ok" if result.ok else "not acknowledged (only 2xx counts)"
     lines = [

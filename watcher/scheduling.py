@@ -50,6 +50,7 @@ class TokenBucket:
         return math.floor(self._tokens + 1e-9)
 
     def take(self, now: float, count: int = 1) -> None:
+        """Spend ``count`` tokens."""
         self._refill(now)
         self._tokens -= count
 
@@ -96,10 +97,12 @@ class Slots:
 
     @property
     def in_flight(self) -> int:
+        """Requests started and not yet finished."""
         return self._by_sub.total()
 
     @property
     def free(self) -> int:
+        """How many more requests the global cap allows now."""
         return max(0, self.capacity - self.in_flight)
 
     def quotas(self, now: float) -> dict[str, Quota]:
