@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.bitcoin_fixtures import bcoin, bsv, funded_bcoin, funded_bsv  # noqa: F401
 from tests.receiver import Receiver
 from watcher.config import WatcherConfig, load_config
 from watcher.daemon import Daemon
@@ -77,7 +78,8 @@ class Harness:
             "delivery": {
                 "allow_networks": ["127.0.0.1/32"],
                 "poll_interval_s": 0.05,
-                "retry_schedule_s": [0.2],
+                "retry_schedule_s": [0.2] * 50,
+                "slow_down_min_s": 0.2,
                 **(delivery or {}),
             },
             "chains": [

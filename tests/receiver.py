@@ -31,7 +31,7 @@ class Received:
 
     @property
     def tx_hash(self) -> str:
-        return str(self.payload["data"]["tx_hash"])
+        return str(self.payload["data"].get("tx_hash"))
 
 
 @dataclass

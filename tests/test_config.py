@@ -89,7 +89,7 @@ def test_valid_file_loads_into_subscriptions_with_chain_defaults(tmp_path: Path)
     assert sub.id == "shop"
     assert sub.chain == "dev"
     assert sub.addresses == frozenset({CHECKSUMMED.lower()})
-    assert sub.events == frozenset({EventType.TX_MINED, EventType.TX_CONFIRMED})
+    assert sub.events == frozenset(EventType) - {EventType.BLOCK_MINED}, "every tx event"
     assert sub.confirmations == 3, "a subscription without its own depth takes the chain's"
     assert sub.url == "https://hooks.example.com/shop"
     assert sub.secret == KEY

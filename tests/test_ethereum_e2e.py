@@ -23,7 +23,8 @@ async def settled(daemon: Daemon, anvil: Anvil, store: SQLiteStore) -> bool:
 
 
 def subscription(receiver: Receiver, *addresses: str, **extra: object) -> dict[str, object]:
-    return {"id": "treasury", "addresses": list(addresses), "url": receiver.url, **extra}
+    base = {"id": "treasury", "addresses": list(addresses), "url": receiver.url}
+    return {"events": ["tx.mined", "tx.confirmed"], **base, **extra}
 
 
 async def test_transfers_to_and_from_a_watched_address_are_mined_then_confirmed_once(
@@ -155,27 +156,3 @@ async def test_daemon_keeps_retrying_until_the_node_comes_up(
             await anvil.mine()
             await wait_until(lambda: settled(daemon, anvil, store), timeout=40, what="recovery")
     assert [r.tx_hash for r in receiver.received] == [tx]
-
-
-async def test_a_block_whose_parent_hash_does_not_match_stops_the_cursor(
-    anvil: Anvil, receiver: Receiver, harness: Harness
-) -> None:
-    accounts = await anvil.accounts()
-    config = harness.write_config(anvil.rpc_url, [subscription(receiver, accounts[1])])
-    await anvil.mine(3)
-    async with harness.running(config) as daemon, harness.store() as store:
-        await wait_until(lambda: settled(daemon, anvil, store), what="head 3 processed")
-        follower = daemon.followers[0]
-        before = follower.cursor
-        assert before is not None
-        assert before.number == 3
-        await anvil.rpc("anvil_reorg", 2, [])
-        await anvil.mine()
-        await wait_until(
-            lambda: (follower.head_seen or 0) >= 4, what="the daemon to see the new head"
-        )
-        polls = follower.polls
-        await wait_until(lambda: follower.polls >= polls + 2, what="two more polls")
-        assert follower.cursor == before
-        state = await store.chain_state("dev")
-        assert state.cursor == before

@@ -72,7 +72,7 @@ async def test_sigterm_lets_the_in_flight_delivery_finish_and_exits_0(
 
 async def test_demo_shows_signed_webhooks_arriving() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "watcher", "demo", "--max-webhooks", "3",
+        sys.executable, "-m", "watcher", "demo", "--max-webhooks", "6",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -83,6 +83,7 @@ async def test_demo_shows_signed_webhooks_arriving() -> None:
             await proc.wait()
     text = out.decode()
     assert proc.returncode == EXIT_OK, err.decode()
-    assert text.count("signature ok") >= 3
+    assert text.count("signature ok") == 6
+    assert "tx.mined" in text
     assert "tx.confirmed" in text
-    assert "demo finished: 3 verified webhook(s)" in text
+    assert "demo finished: 6 verified webhook(s)" in text

@@ -127,8 +127,8 @@ def test_unwatched_transactions_produce_nothing() -> None:
     t = tracker(subscription())
     outcome = t.process(block(100, tx(1, CAROL, DAVE), tx(2, DAVE, None)))
     assert outcome.events == ()
-    assert outcome.confirmations_added == ()
-    assert t.waiting == 0
+    assert outcome.activities == ()
+    assert t.awaiting_confirmation == 0
 
 
 def test_subscriptions_of_other_chains_are_ignored() -> None:
@@ -169,8 +169,10 @@ def test_confirmed_exactly_once_when_the_depth_is_reached() -> None:
         block_hash(100),
         mined.tx_hash,
     )
-    assert [p.mined_event_id for p in outcomes[2].confirmations_done] == [mined.id]
-    assert t.waiting == 0
+    assert [(a.mined_event_id, a.confirmed_event_id) for a in outcomes[2].activities] == [
+        (mined.id, event.id)
+    ]
+    assert t.awaiting_confirmation == 0
 
 
 def test_depth_one_confirms_in_the_mined_block_itself() -> None:
@@ -198,8 +200,8 @@ def test_mined_only_subscription_waits_for_nothing() -> None:
     t = tracker(subscription(events={EventType.TX_MINED}, confirmations=1))
     outcome = t.process(block(100, tx(1, CAROL, ALICE)))
     assert [e.type for e in outcome.events] == [EventType.TX_MINED]
-    assert outcome.confirmations_added == ()
-    assert t.waiting == 0
+    assert outcome.activities == ()
+    assert t.awaiting_confirmation == 0
 
 
 def test_confirmed_only_subscription_gets_no_mined_event() -> None:
@@ -216,17 +218,15 @@ def test_restored_pending_confirmations_still_confirm() -> None:
     mined_outcome = before.process(block(100, tx(1, CAROL, ALICE)))
     uninterrupted = run(before, [block(101), block(102)])
 
-    restarted = ChainTracker(
-        CHAIN, [sub], pending=mined_outcome.confirmations_added, clock=lambda: NOW
-    )
-    assert restarted.waiting == 1
+    restarted = ChainTracker(CHAIN, [sub], activities=mined_outcome.activities, clock=lambda: NOW)
+    assert restarted.awaiting_confirmation == 1
     after = run(restarted, [block(101), block(102)])
 
     assert after[0].events == ()
     (event,) = after[1].events
     assert event == uninterrupted[1].events[0]
     assert event.data["mined_event_id"] == mined_outcome.events[0].id
-    assert restarted.waiting == 0
+    assert restarted.awaiting_confirmation == 0
 
 
 # --- event ids ---------------------------------------------------------------------------
@@ -329,4 +329,4 @@ def test_every_mined_tx_is_confirmed_exactly_once_never_before_its_depth(
     assert set(confirmed_at) == due
     for eid in due:
         assert confirmed_at[eid] - mined_at[eid] + 1 == depth
-    assert t.waiting == len(mined_at) - len(due)
+    assert t.awaiting_confirmation == len(mined_at) - len(due)

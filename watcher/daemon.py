@@ -1,4 +1,5 @@
-"""Wiring and lifecycle: open resources, run one follower per chain and the delivery worker.
+"""Wiring and lifecycle: open resources, run one follower per chain, the delivery worker and
+the attempt-log pruner.
 
 Resources are opened on an AsyncExitStack and the loops run as named tasks of one TaskGroup,
 so a crash in any of them cancels the others visibly. SIGTERM and SIGINT set the stop event:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -17,10 +19,13 @@ import aiohttp
 import structlog
 
 from watcher import __version__
+from watcher.attempts import webhook_session
 from watcher.chains.ethereum import EthereumClient
 from watcher.config import WatcherConfig
-from watcher.delivery import DeliveryWorker, webhook_session
+from watcher.delivery import DeliveryWorker
 from watcher.follower import ChainFollower
+from watcher.outbox import OutboxPlanner
+from watcher.retention import AttemptLogPruner
 from watcher.store import SQLiteStore
 
 log = structlog.get_logger()
@@ -39,19 +44,23 @@ class Daemon:
         """Run until :attr:`stop` is set."""
         config = self.config
         async with AsyncExitStack() as stack:
-            store = await SQLiteStore.open(config.store.path)
+            store = await SQLiteStore.open(
+                config.store.path, planner=OutboxPlanner(config.subscriptions)
+            )
             stack.push_async_callback(store.close)
+            await store.sync_subscriptions([s.id for s in config.subscriptions], time.time())
             released = await store.release_leases()
             if released:
                 log.info("delivery_leases_released", count=released)
             rpc = await stack.enter_async_context(aiohttp.ClientSession())
-            hooks = await stack.enter_async_context(webhook_session(config.delivery))
-            worker = DeliveryWorker(
-                store=store,
-                subscriptions={s.id: s for s in config.subscriptions},
-                session=hooks,
-                config=config.delivery,
+            delivery = config.delivery
+            hooks = await stack.enter_async_context(
+                webhook_session(delivery.allow_networks, delivery.concurrency)
             )
+            worker = DeliveryWorker(
+                store=store, subscriptions=config.subscriptions, session=hooks, config=delivery
+            )
+            pruner = AttemptLogPruner(store, delivery.attempt_log_retention_days * 86400.0)
             self.followers = [
                 ChainFollower(
                     chain=chain.name,
@@ -62,6 +71,9 @@ class Daemon:
                     expected_chain_id=chain.chain_id,
                     batch_size=chain.batch_size,
                     poll_interval_s=chain.poll_interval_s,
+                    max_reorg_depth=chain.max_reorg_depth,
+                    dropped_grace_s=chain.dropped_after_s,
+                    watch_mempool=chain.mempool != "off",
                     on_deliveries=worker.notify,
                 )
                 for chain in config.chains
@@ -78,6 +90,7 @@ class Daemon:
                 for follower in self.followers:
                     tasks.create_task(follower.run(self.stop), name=f"follow:{follower.chain}")
                 tasks.create_task(worker.run(self.stop), name="deliver")
+                tasks.create_task(pruner.run(self.stop), name="prune-attempts")
         log.info("watcher_stopped")
 
 

@@ -28,8 +28,8 @@ from watcher.signing import parse_secret, verify
 
 Say = Callable[[str], None]
 SECRET_ENV = "WATCHER_DEMO_SECRET"  # noqa: S105 - the name of a variable, not a secret
-BLOCK_TIME_S = 1
-TX_INTERVAL_S = 2.0
+BLOCK_TIME_S = 2
+TX_INTERVAL_S = 3.0
 ONE_ETHER = 10**18
 
 
@@ -51,14 +51,14 @@ chains:
     kind: ethereum
     rpc_url: {rpc_url}
     chain_id: 31337
-    poll_interval_s: 0.5
+    poll_interval_s: 0.25
     start: 0
     confirmations: 3
 subscriptions:
   - id: treasury
     chain: devnet
     addresses: [{watched}]
-    events: [tx.mined, tx.confirmed]
+    events: [tx.pending, tx.mined, tx.confirmed, tx.reorged]
     url: http://127.0.0.1:{receiver_port}/hooks/treasury
     secret: ${{{secret_env}}}
 """
@@ -127,8 +127,9 @@ async def _start_receiver(
         event = orjson.loads(body)
         data = event["data"]
         value_eth = int(data["value"]) / ONE_ETHER
+        where = "mempool" if data["block_number"] is None else f"block {data['block_number']}"
         on_webhook(
-            f"  webhook {event['type']:<13} block {data['block_number']:>4} "
+            f"  webhook {event['type']:<13} {where:<10} "
             f"{data['direction']:>3} {value_eth:g} ETH  tx {data['tx_hash'][:18]}... "
             f"confirmations={data['confirmations']}  signature ok"
         )

@@ -1,8 +1,9 @@
 """Event construction and the webhook envelope: pure functions.
 
 An event id is a digest of the chain facts that make the event what it is (chain, type,
-transaction, block, address, direction). Re-processing a block after a crash therefore yields
-the same ids, which the store's unique keys turn into no-ops and receivers can deduplicate on.
+transaction, block, log, address, direction). Re-processing a block after a crash therefore
+yields the same ids, which the store's unique keys turn into no-ops and receivers can
+deduplicate on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,19 @@ import orjson
 
 from watcher.addresses import checksum_ethereum
 from watcher.matching import Match
-from watcher.models import Block, Event, EventType, JSONObject, PendingConfirmation, Tx
+from watcher.models import (
+    Activity,
+    Block,
+    Direction,
+    Event,
+    EventType,
+    JSONObject,
+    Kind,
+    PendingTx,
+    PoolMatch,
+    TokenTransfer,
+    Tx,
+)
 
 
 def event_id(*facts: object) -> str:
@@ -24,68 +37,189 @@ def event_id(*facts: object) -> str:
     return f"evt_{digest[:32]}"
 
 
-def mined_event(chain: str, block: Block, tx: Tx, match: Match, now: float) -> Event:
-    """``tx.mined`` for one subscription watching one side of ``tx``."""
-    eid = event_id(chain, EventType.TX_MINED, tx.hash, block.hash, match.address, match.direction)
-    data: dict[str, Any] = {
+def _checksum(address: str | None) -> str | None:
+    return checksum_ethereum(address) if address is not None else None
+
+
+def _make(
+    eid: str, kind: EventType, chain: str, sub_id: str, data: JSONObject, now: float
+) -> Event:
+    number = data.get("block_number")
+    return Event(
+        id=eid,
+        type=kind,
+        chain=chain,
+        subscription_id=sub_id,
+        tx_hash=data.get("tx_hash"),
+        block_number=int(number) if number is not None else None,
+        block_hash=data.get("block_hash"),
+        created_at=now,
+        data=data,
+    )
+
+
+# --- mined, confirmed, reorged --------------------------------------------------------------
+
+
+def native_data(block: Block, tx: Tx, match: Match) -> dict[str, Any]:
+    """Event data for a transaction that moves the chain's own currency (or calls a contract)."""
+    return {
+        "kind": Kind.NATIVE.value,
         "tx_hash": tx.hash,
         "block_number": block.number,
         "block_hash": block.hash,
         "block_timestamp": block.timestamp,
         "confirmations": 1,
         "from": checksum_ethereum(tx.sender),
-        "to": checksum_ethereum(tx.recipient) if tx.recipient is not None else None,
+        "to": _checksum(tx.recipient),
         "value": str(tx.value_wei),
-        "address": checksum_ethereum(match.address),
-        "direction": match.direction.value,
+        "nonce": tx.nonce,
+        "address": _checksum(match.address),
+        "direction": match.direction.value if match.direction is not None else None,
         "transaction": tx.raw,
     }
-    return Event(
-        id=eid,
-        type=EventType.TX_MINED,
-        chain=chain,
-        subscription_id=match.subscription.id,
-        tx_hash=tx.hash,
-        block_number=block.number,
-        block_hash=block.hash,
-        created_at=now,
-        data=data,
+
+
+def transfer_data(block: Block, transfer: TokenTransfer, match: Match) -> dict[str, Any]:
+    """Event data for an ERC-20 or ERC-721 transfer log."""
+    return {
+        "kind": transfer.kind.value,
+        "tx_hash": transfer.tx_hash,
+        "log_index": transfer.log_index,
+        "block_number": block.number,
+        "block_hash": block.hash,
+        "block_timestamp": block.timestamp,
+        "confirmations": 1,
+        "token": checksum_ethereum(transfer.token),
+        "from": checksum_ethereum(transfer.sender),
+        "to": checksum_ethereum(transfer.recipient),
+        "amount": str(transfer.amount) if transfer.amount is not None else None,
+        "token_id": str(transfer.token_id) if transfer.token_id is not None else None,
+        "address": _checksum(match.address),
+        "direction": match.direction.value if match.direction is not None else None,
+        "log": transfer.raw,
+    }
+
+
+def mined_event(chain: str, sub_id: str, data: JSONObject, now: float) -> Event:
+    """``tx.mined`` for one subscription, from :func:`native_data` or :func:`transfer_data`."""
+    eid = event_id(chain, EventType.TX_MINED, *_activity_facts(data))
+    return _make(eid, EventType.TX_MINED, chain, sub_id, data, now)
+
+
+def _activity_facts(data: JSONObject) -> tuple[object, ...]:
+    address = data["address"]
+    return (
+        data["tx_hash"],
+        data["block_hash"],
+        data["kind"],
+        data.get("log_index"),
+        address.lower() if address else None,
+        data["direction"],
     )
 
 
-def confirmed_event(pending: PendingConfirmation, confirmations: int, now: float) -> Event:
-    """``tx.confirmed`` once ``pending`` reached its subscription's depth."""
-    mined = pending.data
+def confirmed_event(activity: Activity, confirmations: int, now: float) -> Event:
+    """``tx.confirmed`` once ``activity`` reached its subscription's depth."""
+    eid = event_id(activity.chain, EventType.TX_CONFIRMED, *_activity_facts(activity.data))
+    data = {
+        **activity.data,
+        "confirmations": confirmations,
+        "mined_event_id": activity.mined_event_id,
+    }
+    return _make(eid, EventType.TX_CONFIRMED, activity.chain, activity.subscription_id, data, now)
+
+
+def reorged_event(activity: Activity, now: float) -> Event:
+    """``tx.reorged``: the block of ``activity`` left the canonical chain.
+
+    ``cancels`` lists the ids of the earlier events about that block that no longer hold.
+    """
+    cancels = [activity.mined_event_id]
+    if activity.confirmed_event_id is not None:
+        cancels.append(activity.confirmed_event_id)
+    eid = event_id(activity.chain, EventType.TX_REORGED, activity.mined_event_id)
+    data = {**activity.data, "confirmations": 0, "cancels": cancels}
+    return _make(eid, EventType.TX_REORGED, activity.chain, activity.subscription_id, data, now)
+
+
+def block_event(chain: str, sub_id: str, block: Block, now: float) -> Event:
+    """``block.mined`` for a subscription that wants every block."""
+    data = block_data(block)
+    eid = event_id(chain, EventType.BLOCK_MINED, block.hash)
+    return _make(eid, EventType.BLOCK_MINED, chain, sub_id, data, now)
+
+
+def block_data(block: Block) -> dict[str, Any]:
+    """The fields of a ``block.mined`` event (also what its conditions are evaluated on)."""
+    return {
+        "block_number": block.number,
+        "block_hash": block.hash,
+        "parent_hash": block.parent_hash,
+        "block_timestamp": block.timestamp,
+        "transaction_count": len(block.transactions),
+    }
+
+
+# --- mempool ----------------------------------------------------------------------------
+
+
+def pool_data(tx: Tx, address: str, direction: Direction) -> dict[str, Any]:
+    """Event data for a watched transaction that is (or was) in the mempool."""
+    return {
+        "kind": Kind.NATIVE.value,
+        "tx_hash": tx.hash,
+        "block_number": None,
+        "block_hash": None,
+        "confirmations": 0,
+        "from": checksum_ethereum(tx.sender),
+        "to": _checksum(tx.recipient),
+        "value": str(tx.value_wei),
+        "nonce": tx.nonce,
+        "address": checksum_ethereum(address),
+        "direction": direction.value,
+        "transaction": tx.raw,
+    }
+
+
+def pending_event(chain: str, tx: Tx, match: PoolMatch, now: float) -> Event:
+    """``tx.pending``: a watched transaction entered the mempool."""
+    data = pool_data(tx, match.address, match.direction)
+    eid = event_id(chain, EventType.TX_PENDING, tx.hash, match.address, match.direction)
+    return _make(eid, EventType.TX_PENDING, chain, match.subscription_id, data, now)
+
+
+def dropped_event(pending: PendingTx, match: PoolMatch, now: float) -> Event:
+    """``tx.dropped``: the transaction left the mempool without being mined."""
+    tx = pending.tx
+    data = {**pool_data(tx, match.address, match.direction), "pending_since": pending.first_seen}
+    eid = event_id(pending.chain, EventType.TX_DROPPED, tx.hash, match.address, match.direction)
+    return _make(eid, EventType.TX_DROPPED, pending.chain, match.subscription_id, data, now)
+
+
+def replaced_event(
+    pending: PendingTx, match: PoolMatch, replaced_by: str, mined: bool, now: float
+) -> Event:
+    """``tx.replaced``: another transaction with the same sender and nonce took its place."""
+    tx = pending.tx
+    data = {
+        **pool_data(tx, match.address, match.direction),
+        "replaced_by": replaced_by,
+        "replacement_mined": mined,
+    }
     eid = event_id(
-        pending.chain,
-        EventType.TX_CONFIRMED,
-        mined["tx_hash"],
-        mined["block_hash"],
-        str(mined["address"]).lower(),
-        mined["direction"],
+        pending.chain, EventType.TX_REPLACED, tx.hash, replaced_by, match.address, match.direction
     )
-    data = {**mined, "confirmations": confirmations, "mined_event_id": pending.mined_event_id}
-    return Event(
-        id=eid,
-        type=EventType.TX_CONFIRMED,
-        chain=pending.chain,
-        subscription_id=pending.subscription_id,
-        tx_hash=str(mined["tx_hash"]),
-        block_number=int(mined["block_number"]),
-        block_hash=str(mined["block_hash"]),
-        created_at=now,
-        data=data,
-    )
+    return _make(eid, EventType.TX_REPLACED, pending.chain, match.subscription_id, data, now)
 
 
 def envelope(event: Event) -> bytes:
     """The exact JSON body a subscriber receives (and the bytes that get signed)."""
+    created = datetime.fromtimestamp(event.created_at, UTC)
     doc: JSONObject = {
         "id": event.id,
         "type": event.type.value,
-        "timestamp": datetime.fromtimestamp(event.created_at, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "timestamp": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "subscription": event.subscription_id,
         "chain": event.chain,
         "data": event.data,

@@ -1,10 +1,15 @@
-"""The poll loop of one chain: follow the node's head and feed every block to the tracker.
+"""The poll loop of one chain: follow the node's head and its mempool, feed the tracker.
 
 This is the thin I/O shell around :class:`~watcher.tracker.ChainTracker`. Blocks are fetched
 in JSON-RPC batches with two batches in flight, so the node works on the next batch while
 this process handles the current one; each batch's outcomes are committed to the store in
 one transaction together with the new cursor. The cursor only ever advances over a block
-whose parent hash is the hash of the block before it.
+whose parent hash is the hash of the block before it. When that does not hold, the loop
+walks back to the newest block the node still has (bounded by ``max_reorg_depth``), rewinds
+the tracker and the store to it, and continues on the new branch.
+
+After each catch-up the mempool is read once, and the tracked pending transactions that were
+not seen in it are looked up by hash.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import Literal
 
 import structlog
 
-from watcher.chains.ethereum import EthereumClient
+from watcher.chains.ethereum import EthereumClient, EthereumMempool
 from watcher.errors import ChainMismatchError
+from watcher.mempool import TxStatus
 from watcher.models import Block, BlockOutcome, BlockRef, Subscription
 from watcher.pacing import wait_or_stop
 from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff
@@ -29,6 +35,8 @@ log = structlog.get_logger()
 
 BATCHES_IN_FLIGHT = 2
 NODE_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
+# Reorgs handled in one poll before yielding (each one is followed by a fresh catch-up).
+MAX_REWINDS_PER_POLL = 4
 
 
 class ChainFollower:
@@ -45,6 +53,9 @@ class ChainFollower:
         expected_chain_id: int | None = None,
         batch_size: int = 50,
         poll_interval_s: float = 2.0,
+        max_reorg_depth: int = 64,
+        dropped_grace_s: float = 60.0,
+        watch_mempool: bool = True,
         on_deliveries: Callable[[], None] = lambda: None,
         clock: Clock = time.time,
         backoff: Backoff = NODE_BACKOFF,
@@ -57,6 +68,9 @@ class ChainFollower:
         self._expected_chain_id = expected_chain_id
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._max_reorg_depth = max_reorg_depth
+        self._dropped_grace_s = dropped_grace_s
+        self._mempool = EthereumMempool(client) if watch_mempool else None
         self._on_deliveries = on_deliveries
         self._clock = clock
         self._backoff = backoff
@@ -66,6 +80,7 @@ class ChainFollower:
         self.head_seen: int | None = None
         self.polls = 0
         self.last_poll_at: float | None = None
+        self.reorgs = 0
 
     @property
     def cursor(self) -> BlockRef | None:
@@ -95,26 +110,64 @@ class ChainFollower:
             await wait_or_stop(stop, delay)
 
     async def poll_once(self) -> int:
-        """Catch up with the node's current head; returns the number of blocks recorded."""
+        """Catch up with the node's head, then look at its mempool; returns blocks recorded."""
         tracker = await self._ensure_ready()
-        head = await self._client.block_number()
-        self.head_seen = head
-        if self._cursor is None:
-            first = head if self._start == "latest" else self._start
-        else:
-            first = self._cursor.number + 1
-            if not self._verified:
-                await self._verify_cursor(self._cursor)
-                if not self._verified:
-                    return 0
-        if first > head:
-            return 0
         try:
-            return await self._catch_up(tracker, first, head)
+            recorded = await self._follow_head(tracker)
+            if self._mempool is not None and tracker.pool.wanted:
+                await self._poll_mempool(tracker, self._mempool)
         except BaseException:
             # The tracker may hold state that never reached the store: rebuild it from there.
             self._tracker = None
             raise
+        return recorded
+
+    async def _follow_head(self, tracker: ChainTracker) -> int:
+        recorded = 0
+        for _ in range(MAX_REWINDS_PER_POLL):
+            head = await self._client.head()
+            self.head_seen = head.number
+            cursor = self._cursor
+            if cursor is None:
+                first = head.number if self._start == "latest" else self._start
+            else:
+                divergence = await self._check_cursor(tracker, cursor, head)
+                if divergence is not None:
+                    if not await self._rewind(tracker, divergence):
+                        return recorded
+                    continue
+                first = cursor.number + 1
+            if first > head.number:
+                return recorded
+            count, diverged = await self._catch_up(tracker, first, head.number)
+            recorded += count
+            if diverged is None or not await self._rewind(tracker, diverged):
+                return recorded
+        return recorded
+
+    async def _check_cursor(
+        self, tracker: ChainTracker, cursor: BlockRef, head: BlockRef
+    ) -> str | None:
+        """The node's hash at a height where it disagrees with what was recorded, if any.
+
+        Catches what parent hashes alone cannot: a branch that replaced the head at the same
+        height, a shorter branch, and a reorg that happened while the daemon was stopped.
+        """
+        if head.number == cursor.number:
+            return head.hash if head.hash != cursor.hash else None
+        if head.number < cursor.number:
+            recorded = {b.number: b.hash for b in tracker.recent_blocks()}.get(head.number)
+            if recorded is not None and recorded != head.hash:
+                return head.hash
+            log.warning("node_behind_cursor", chain=self.chain, head=head.number, cursor=cursor)
+            return None
+        if self._verified:
+            return None
+        node_hash = await self._client.block_hash(cursor.number)
+        if node_hash is not None and node_hash != cursor.hash:
+            return node_hash
+        self._verified = True
+        return None
 
     async def _ensure_ready(self) -> ChainTracker:
         if self._tracker is not None:
@@ -126,48 +179,48 @@ class ChainFollower:
             raise ChainMismatchError(self.chain, expected, chain_id)
         if state.chain_id is None:
             await self._store.set_chain_id(self.chain, chain_id)
-        pending = await self._store.pending_confirmations(self.chain)
+        saved = await self._store.tracker_state(self.chain)
         self._cursor = state.cursor
         self._verified = False
-        self._tracker = ChainTracker(self.chain, self._subscriptions, pending, clock=self._clock)
+        tracker = ChainTracker(
+            self.chain,
+            self._subscriptions,
+            recent_blocks=saved.recent_blocks,
+            activities=saved.activities,
+            pending=saved.pending,
+            clock=self._clock,
+            dropped_grace_s=self._dropped_grace_s,
+        )
+        self._tracker = tracker
         log.info(
             "chain_ready",
             chain=self.chain,
             chain_id=chain_id,
             cursor=state.cursor.number if state.cursor else None,
-            watched_addresses=self._tracker.watched_addresses,
-            awaiting_confirmation=self._tracker.waiting,
+            watched_addresses=tracker.watched_addresses,
+            awaiting_confirmation=tracker.awaiting_confirmation,
+            pending_tracked=len(tracker.pool.tracked()),
         )
-        return self._tracker
+        return tracker
 
-    async def _verify_cursor(self, cursor: BlockRef) -> None:
-        """After a restart, check that the last recorded block is still canonical."""
-        node_hash = await self._client.block_hash(cursor.number)
-        if node_hash is None:
-            log.warning("node_behind_cursor", chain=self.chain, cursor=cursor.number)
-            return
-        if node_hash != cursor.hash:
-            log.error(
-                "chain_reorg_detected",
-                chain=self.chain,
-                number=cursor.number,
-                stored_hash=cursor.hash,
-                node_hash=node_hash,
-                action="not advancing",
-            )
-            return
-        self._verified = True
-
-    async def _catch_up(self, tracker: ChainTracker, first: int, head: int) -> int:
+    async def _catch_up(
+        self, tracker: ChainTracker, first: int, head: int
+    ) -> tuple[int, str | None]:
+        """Record blocks first..head; also returns the node's parent hash where it diverged."""
         recorded = 0
+        diverged: str | None = None
         batches = _ranges(first, head, self._batch_size)
         in_flight: deque[asyncio.Task[list[Block | None]]] = deque()
+        transfers = tracker.wants_transfers
 
         def fetch_next() -> None:
             numbers = next(batches, None)
             if numbers is not None:
                 in_flight.append(
-                    asyncio.create_task(self._client.blocks(numbers), name=f"fetch:{self.chain}")
+                    asyncio.create_task(
+                        self._client.blocks(numbers, transfers=transfers),
+                        name=f"fetch:{self.chain}",
+                    )
                 )
 
         try:
@@ -176,14 +229,14 @@ class ChainFollower:
             while in_flight:
                 blocks = await in_flight.popleft()
                 fetch_next()
-                outcomes, complete = self._process(tracker, blocks)
+                outcomes, stop, diverged = self._process(tracker, blocks)
                 if outcomes:
                     created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
                     self._cursor = outcomes[-1].block
                     recorded += len(outcomes)
                     if created:
                         self._on_deliveries()
-                if not complete:
+                if stop:
                     break
         finally:
             for task in in_flight:
@@ -191,30 +244,72 @@ class ChainFollower:
             await asyncio.gather(*in_flight, return_exceptions=True)
         if recorded:
             log.debug("blocks_recorded", chain=self.chain, count=recorded, cursor=self._cursor)
-        return recorded
+        return recorded, diverged
 
     def _process(
         self, tracker: ChainTracker, blocks: list[Block | None]
-    ) -> tuple[list[BlockOutcome], bool]:
-        """Outcomes of the blocks that extend the cursor; False if the batch stopped early."""
+    ) -> tuple[list[BlockOutcome], bool, str | None]:
+        """Outcomes of the blocks that extend the cursor, whether to stop, and a divergence."""
         outcomes: list[BlockOutcome] = []
         parent = self._cursor
         for block in blocks:
             if block is None:
-                return outcomes, False
+                return outcomes, True, None
             if parent is not None and block.parent_hash != parent.hash:
-                log.error(
-                    "chain_reorg_detected",
-                    chain=self.chain,
-                    number=block.number,
-                    parent_hash=block.parent_hash,
-                    stored_hash=parent.hash,
-                    action="not advancing",
-                )
-                return outcomes, False
+                return outcomes, True, block.parent_hash
             outcomes.append(tracker.process(block))
             parent = outcomes[-1].block
-        return outcomes, True
+        return outcomes, False, None
+
+    async def _rewind(self, tracker: ChainTracker, node_hash: str) -> bool:
+        """Walk back to the common ancestor and rewind to it; False if it is out of reach."""
+        cursor = self._cursor
+        assert cursor is not None
+        lowest = max(0, cursor.number - self._max_reorg_depth)
+        heights = list(range(cursor.number, lowest - 1, -1))
+        node_hashes = await self._client.block_hashes(heights)
+        ancestor = tracker.find_ancestor(node_hashes)
+        if ancestor is None or cursor.number - ancestor.number > self._max_reorg_depth:
+            log.error(
+                "reorg_too_deep",
+                chain=self.chain,
+                number=cursor.number,
+                stored_hash=cursor.hash,
+                node_hash=node_hash,
+                max_reorg_depth=self._max_reorg_depth,
+                action="not advancing",
+            )
+            return False
+        outcome = tracker.rewind(ancestor)
+        created = await self._store.rewind(self.chain, cursor, outcome)
+        self._cursor = ancestor
+        self._verified = True
+        self.reorgs += 1
+        log.warning(
+            "chain_reorg",
+            chain=self.chain,
+            depth=cursor.number - ancestor.number,
+            ancestor=ancestor.number,
+            old_head_hash=cursor.hash,
+            reorged_events=len(outcome.events),
+        )
+        if created:
+            self._on_deliveries()
+        return True
+
+    async def _poll_mempool(self, tracker: ChainTracker, mempool: EthereumMempool) -> None:
+        snapshot = await mempool.snapshot()
+        if snapshot is None:
+            return
+        seen = {tx.hash for tx in snapshot.txs}
+        check = [h for h in tracker.pool.tracked() if not snapshot.complete or h not in seen]
+        found = await self._client.transactions(check) if check else {}
+        statuses: dict[str, TxStatus] = {h: status for h, (_, status) in found.items()}
+        outcome = tracker.observe_pool(snapshot.txs, statuses)
+        if outcome.events or outcome.upserted or outcome.removed:
+            created = await self._store.record_pool(self.chain, outcome)
+            if created:
+                self._on_deliveries()
 
 
 def _ranges(first: int, last: int, size: int) -> Iterator[list[int]]:

@@ -1,7 +1,9 @@
-"""Which subscriptions a transaction concerns: a watched-address index, pure and in memory.
+"""Which subscriptions a transaction or token transfer concerns: pure, in-memory indexes.
 
-Matching cost is two dictionary lookups per transaction whatever the number of watched
+Matching costs a few dictionary lookups per transaction whatever the number of watched
 addresses, which keeps catch-up speed flat from ten addresses to hundreds of thousands.
+Kind and direction filters are applied here; conditions need the event's data and are
+evaluated by the tracker once that is built.
 """
 
 from __future__ import annotations
@@ -10,45 +12,95 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from watcher.models import Direction, Subscription, Tx
+from watcher.models import Direction, Kind, Subscription, TokenTransfer, Tx
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A subscription concerned by a transaction through one of its watched addresses."""
+    """A subscription concerned through one watched address (or watched token contract).
+
+    ``direction`` is None for a match on a watched token contract: the transfer is neither
+    into nor out of anything the subscription watches.
+    """
 
     subscription: Subscription
     address: str
-    direction: Direction
+    direction: Direction | None
+
+
+def _accepts(sub: Subscription, kind: Kind, direction: Direction | None) -> bool:
+    if kind not in sub.kinds:
+        return False
+    return sub.direction is None or sub.direction == direction
 
 
 class AddressIndex:
-    """Watched address -> the subscriptions watching it, for one chain."""
+    """Watched address -> subscriptions, and watched token contract -> subscriptions."""
 
-    __slots__ = ("_by_address",)
+    __slots__ = ("_by_address", "_by_token")
 
     def __init__(self, subscriptions: Iterable[Subscription]) -> None:
-        grouped: defaultdict[str, list[Subscription]] = defaultdict(list)
+        by_address: defaultdict[str, list[Subscription]] = defaultdict(list)
+        by_token: defaultdict[str, list[Subscription]] = defaultdict(list)
         for sub in subscriptions:
             for address in sub.addresses:
-                grouped[address].append(sub)
-        self._by_address: dict[str, tuple[Subscription, ...]] = {
-            address: tuple(subs) for address, subs in grouped.items()
-        }
+                by_address[address].append(sub)
+            for token in sub.tokens:
+                by_token[token].append(sub)
+        self._by_address = {a: tuple(s) for a, s in by_address.items()}
+        self._by_token = {t: tuple(s) for t, s in by_token.items()}
 
     def __len__(self) -> int:
         return len(self._by_address)
 
     def match(self, tx: Tx) -> list[Match]:
-        """Every (subscription, address, direction) the transaction touches; usually empty."""
+        """Subscriptions a transaction concerns through its sender or recipient."""
         by_address = self._by_address
         outgoing = by_address.get(tx.sender)
         incoming = by_address.get(tx.recipient) if tx.recipient is not None else None
         if outgoing is None and incoming is None:
             return []
+        return self._sides(Kind.NATIVE, tx.sender, outgoing, tx.recipient, incoming)
+
+    def match_transfer(self, transfer: TokenTransfer) -> list[Match]:
+        """Subscriptions a token transfer concerns: by sender, recipient or token contract."""
+        by_address = self._by_address
+        outgoing = by_address.get(transfer.sender)
+        incoming = by_address.get(transfer.recipient)
+        by_token = self._by_token.get(transfer.token)
+        if outgoing is None and incoming is None and by_token is None:
+            return []
+        matches = self._sides(
+            transfer.kind, transfer.sender, outgoing, transfer.recipient, incoming
+        )
+        if by_token is not None:
+            matched = {m.subscription.id for m in matches}
+            matches.extend(
+                Match(sub, transfer.token, None)
+                for sub in by_token
+                if sub.id not in matched and _accepts(sub, transfer.kind, None)
+            )
+        return matches
+
+    @staticmethod
+    def _sides(
+        kind: Kind,
+        sender: str,
+        outgoing: tuple[Subscription, ...] | None,
+        recipient: str | None,
+        incoming: tuple[Subscription, ...] | None,
+    ) -> list[Match]:
         matches: list[Match] = []
         if outgoing is not None:
-            matches.extend(Match(sub, tx.sender, Direction.OUT) for sub in outgoing)
-        if incoming is not None and tx.recipient is not None:
-            matches.extend(Match(sub, tx.recipient, Direction.IN) for sub in incoming)
+            matches.extend(
+                Match(sub, sender, Direction.OUT)
+                for sub in outgoing
+                if _accepts(sub, kind, Direction.OUT)
+            )
+        if incoming is not None and recipient is not None:
+            matches.extend(
+                Match(sub, recipient, Direction.IN)
+                for sub in incoming
+                if _accepts(sub, kind, Direction.IN)
+            )
         return matches

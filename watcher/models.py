@@ -11,14 +11,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from watcher.conditions import ALWAYS, Condition
+
 JSONObject = Mapping[str, Any]
 
 
 class EventType(enum.StrEnum):
     """The kinds of notification a subscription can ask for."""
 
+    TX_PENDING = "tx.pending"
     TX_MINED = "tx.mined"
     TX_CONFIRMED = "tx.confirmed"
+    TX_DROPPED = "tx.dropped"
+    TX_REPLACED = "tx.replaced"
+    TX_REORGED = "tx.reorged"
+    BLOCK_MINED = "block.mined"
+
+
+# Events about transactions in the node's mempool, and about transactions in blocks.
+MEMPOOL_EVENTS = frozenset({EventType.TX_PENDING, EventType.TX_DROPPED, EventType.TX_REPLACED})
+BLOCK_TX_EVENTS = frozenset({EventType.TX_MINED, EventType.TX_CONFIRMED, EventType.TX_REORGED})
+
+
+class Kind(enum.StrEnum):
+    """What moved: the chain's own currency, or a token."""
+
+    NATIVE = "native"
+    ERC20 = "erc20"
+    ERC721 = "erc721"
 
 
 class Direction(enum.StrEnum):
@@ -45,14 +65,30 @@ class Tx:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenTransfer:
+    """An ERC-20 or ERC-721 ``Transfer`` log, decoded by the chain adapter."""
+
+    kind: Kind
+    token: str
+    sender: str
+    recipient: str
+    amount: int | None
+    token_id: int | None
+    tx_hash: str
+    log_index: int
+    raw: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
-    """A block with its transactions, as the chain adapter normalised it."""
+    """A block with its transactions (and token transfers, when they were asked for)."""
 
     number: int
     hash: str
     parent_hash: str
     timestamp: int
     transactions: tuple[Tx, ...]
+    transfers: tuple[TokenTransfer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +110,17 @@ class Subscription:
     confirmations: int
     url: str
     secret: bytes = field(repr=False)
+    tokens: frozenset[str] = frozenset()
+    kinds: frozenset[Kind] = frozenset(Kind)
+    direction: Direction | None = None
+    condition: Condition = ALWAYS
+
+    @property
+    def wants_transfers(self) -> bool:
+        """Whether token transfers can concern this subscription."""
+        return bool(self.kinds - {Kind.NATIVE}) and bool(self.tokens or self.addresses)
+
+    delivery: DeliverySettings = field(default_factory=lambda: DeliverySettings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +143,46 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingConfirmation:
-    """A mined transaction waiting for a subscription's confirmation depth."""
+class Activity:
+    """Something a subscription was told was mined, remembered for confirmation and reorgs.
+
+    ``confirm_at`` is the height at which ``tx.confirmed`` is due (None when the subscription
+    does not want it); ``confirmed_event_id`` is set once it was sent.
+    """
 
     chain: str
     subscription_id: str
     mined_event_id: str
-    confirm_at: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    confirm_at: int | None
+    confirmed_event_id: str | None
     data: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMatch:
+    """A watched address a pending transaction touches, for one subscription."""
+
+    subscription_id: str
+    address: str
+    direction: Direction
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTx:
+    """A watched transaction seen in the mempool and not (yet) mined.
+
+    ``gone_since`` is when it was first missed from the pool; it is reported dropped once it
+    stays gone for the grace period.
+    """
+
+    chain: str
+    tx: Tx
+    first_seen: float
+    gone_since: float | None
+    matches: tuple[PoolMatch, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +192,25 @@ class BlockOutcome:
     block: BlockRef
     parent_hash: str
     events: tuple[Event, ...]
-    confirmations_added: tuple[PendingConfirmation, ...]
-    confirmations_done: tuple[PendingConfirmation, ...]
+    activities: tuple[Activity, ...]
+    pool_removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RewindOutcome:
+    """A reorg: blocks above ``ancestor`` left the canonical chain; ``events`` say so."""
+
+    ancestor: BlockRef
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOutcome:
+    """What one look at the mempool changed."""
+
+    events: tuple[Event, ...]
+    upserted: tuple[PendingTx, ...]
+    removed: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,4 +221,177 @@ class DeliveryJob:
     event_id: str
     subscription_id: str
     body: bytes
-    attempts: int
+    attempts: int  # made so far in the current retry schedule (a replay starts a new one)
+
+
+# --- how one subscription's webhooks are delivered ---------------------------------------
+
+# The Standard Webhooks retry schedule, in seconds: the waits after the 1st, 2nd, ... failure.
+STANDARD_RETRY_SCHEDULE_S = (
+    5.0,
+    300.0,
+    1800.0,
+    7200.0,
+    18000.0,
+    36000.0,
+    50400.0,
+    72000.0,
+    86400.0,
+)
+
+
+class PayloadFormat(enum.StrEnum):
+    """The JSON shape of a webhook body; the non-native ones mimic other services."""
+
+    NATIVE = "native"
+    BLOCKSDK = "blocksdk"
+    BLOCKVISION = "blockvision"
+    BLOX = "blox"
+
+
+class SignatureScheme(enum.StrEnum):
+    """An extra signature header for receivers written for another service.
+
+    Standard Webhooks headers are always sent; ``hmac-sha256`` adds an HMAC of the raw body
+    in a chosen header (Alchemy, BLOX), ``blockvision`` adds BlockVision's ``X-BV-SIGN``.
+    """
+
+    STANDARD = "standard-webhooks"
+    HMAC_SHA256 = "hmac-sha256"
+    BLOCKVISION = "blockvision"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSettings:
+    """Which compatibility signature to add, in which header and encoding."""
+
+    scheme: SignatureScheme = SignatureScheme.STANDARD
+    header: str | None = None
+    encoding: str = "hex"
+
+
+@dataclass(frozen=True, slots=True)
+class FormatOptions:
+    """Labels the compatibility formats carry; each format reads only its own."""
+
+    blocksdk_webhook_id: int | str | None = None
+    blocksdk_symbol: str = "eth"
+    blocksdk_api_token_md5: str | None = field(default=None, repr=False)
+    blockvision_app: str | None = None
+    blockvision_network: str = "Mainnet"
+    blox_application: str = "watcher"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to try again after a failed attempt, and when to give up on a subscription.
+
+    ``schedule_s[i]`` is the wait after failure number ``i + 1``; a delivery whose last
+    scheduled retry fails is ``failed``. Jitter (a fraction) is only ever added.
+    """
+
+    schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    jitter: float = 0.2
+    retry_after_max_s: float = 86400.0
+    slow_down_min_s: float = 60.0
+    disable_after_s: float = 5 * 86400.0
+    disable_after_exhausted: int = 3
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus one per step of the schedule."""
+        return len(self.schedule_s) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Everything about how one subscription's webhooks leave the outbox."""
+
+    format: PayloadFormat = PayloadFormat.NATIVE
+    format_options: FormatOptions = field(default_factory=FormatOptions)
+    signature: SignatureSettings = field(default_factory=SignatureSettings)
+    previous_secret: bytes | None = field(default=None, repr=False)
+    previous_secret_until: float | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout_s: float = 5.0
+    timeout_s: float = 15.0
+    endpoint_concurrency: int = 8
+    rate_limit_per_s: float | None = None
+    ordered: bool = False
+    delay_s: float = 0.0
+
+
+# --- Bitcoin family ------------------------------------------------------------------------
+# Bitcoin, Litecoin, Dogecoin, Dash, Bitcoin Cash and Bitcoin SV nodes all describe blocks as
+# transactions with inputs and outputs. Amounts are integer satoshis (the coin's smallest
+# unit) everywhere; addresses are strings in the form the node reports, which for every
+# supported node is the canonical form of :mod:`watcher.btc_addresses`.
+
+Outpoint = tuple[str, int]
+"""A transaction output by reference: (txid, output index)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxIn:
+    """A non-coinbase input: the output it spends and, when known, who owned it.
+
+    ``address`` and ``value_sat`` come from the node's ``prevout`` (Bitcoin Core 23+) or from
+    a lookup of the spent transaction; they are None when neither was available.
+    """
+
+    prev_txid: str
+    prev_vout: int
+    address: str | None = None
+    value_sat: int | None = None
+
+    @property
+    def outpoint(self) -> Outpoint:
+        """The spent output as ``(txid, index)``."""
+        return (self.prev_txid, self.prev_vout)
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxOut:
+    """An output: its index, the single address it pays (None for scripts without one), amount."""
+
+    n: int
+    address: str | None
+    value_sat: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTx:
+    """A transaction as the Bitcoin adapter normalised it.
+
+    A coinbase has no inputs. ``raw`` is the node's own JSON object; its amounts are
+    ``decimal.Decimal`` values, exactly as the node wrote them.
+    """
+
+    txid: str
+    inputs: tuple[BtcTxIn, ...]
+    outputs: tuple[BtcTxOut, ...]
+    coinbase: bool
+    raw: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class BtcBlock:
+    """A Bitcoin-family block with its transactions, coinbase first."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    transactions: tuple[BtcTx, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxStatus:
+    """What ``getrawtransaction`` says about a transaction: the transaction and where it is.
+
+    ``block_hash`` is None and ``confirmations`` 0 while the transaction waits in the mempool.
+    """
+
+    tx: BtcTx
+    block_hash: str | None
+    confirmations: int

@@ -12,13 +12,24 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import aiohttp
 import orjson
+import structlog
+from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 
 from watcher.errors import NodeError
-from watcher.models import Block, Tx
+from watcher.mempool import TxStatus
+from watcher.models import Block, BlockRef, Kind, TokenTransfer, Tx
+
+log = structlog.get_logger()
+
+# keccak("Transfer(address,address,uint256)"): ERC-20 (3 topics) and ERC-721 (4 topics).
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+_NOT_SUPPORTED_CODES = (-32601, -32600)
 
 _HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -43,6 +54,16 @@ class EthereumClient:
         """The height of the node's head block."""
         return self._quantity(await self.call("eth_blockNumber", []), "eth_blockNumber")
 
+    async def head(self) -> BlockRef:
+        """Number and hash of the node's head block (one call, so they belong together)."""
+        raw = await self.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(raw, dict):
+            raise NodeError(self.chain, "eth_getBlockByNumber", "no latest block")
+        number, block_hash = raw.get("number"), raw.get("hash")
+        if not isinstance(block_hash, str):
+            raise NodeError(self.chain, "eth_getBlockByNumber", "latest block without a hash")
+        return BlockRef(self._quantity(number, "eth_getBlockByNumber"), block_hash.lower())
+
     async def block_hash(self, number: int) -> str | None:
         """The hash of the canonical block at ``number``, or None if the node has none."""
         raw = await self.call("eth_getBlockByNumber", [hex(number), False])
@@ -52,10 +73,42 @@ class EthereumClient:
             raise NodeError(self.chain, "eth_getBlockByNumber", "block without a hash")
         return str(raw["hash"]).lower()
 
-    async def blocks(self, numbers: Sequence[int]) -> list[Block | None]:
-        """Full blocks at ``numbers`` in one batch; None where the node has no block yet."""
-        calls = [("eth_getBlockByNumber", [hex(n), True]) for n in numbers]
+    async def block_hashes(self, numbers: Sequence[int]) -> dict[int, str]:
+        """Hashes of the canonical blocks at ``numbers`` (heights the node lacks are left out)."""
+        calls = [("eth_getBlockByNumber", [hex(n), False]) for n in numbers]
+        hashes: dict[int, str] = {}
+        for number, raw in zip(numbers, await self.batch(calls), strict=True):
+            if isinstance(raw, dict) and isinstance(raw.get("hash"), str):
+                hashes[number] = str(raw["hash"]).lower()
+        return hashes
+
+    async def blocks(
+        self, numbers: Sequence[int], *, transfers: bool = False
+    ) -> list[Block | None]:
+        """Full blocks at consecutive ``numbers`` in one batch; None where the node has none.
+
+        With ``transfers``, the same batch asks ``eth_getLogs`` for every ``Transfer`` log in
+        the range and attaches the decoded transfers to their blocks; a log whose block hash
+        is not the hash of the block returned (the chain moved between the two answers)
+        makes the whole batch fail, to be fetched again.
+        """
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_getBlockByNumber", [hex(n), True]) for n in numbers
+        ]
+        if transfers and numbers:
+            log_filter = {
+                "fromBlock": hex(numbers[0]),
+                "toBlock": hex(numbers[-1]),
+                "topics": [TRANSFER_TOPIC],
+            }
+            calls.append(("eth_getLogs", [log_filter]))
         results = await self.batch(calls)
+        by_block: dict[str, list[TokenTransfer]] = {}
+        if transfers and numbers:
+            for log in _as_list(results.pop(), self.chain):
+                decoded = parse_transfer(log, self.chain)
+                if decoded is not None:
+                    by_block.setdefault(str(log["blockHash"]).lower(), []).append(decoded)
         blocks: list[Block | None] = []
         for number, raw in zip(numbers, results, strict=True):
             if raw is None:
@@ -66,8 +119,66 @@ class EthereumClient:
                 raise NodeError(
                     self.chain, "eth_getBlockByNumber", f"asked for {number}, got {block.number}"
                 )
+            found = by_block.pop(block.hash, None)
+            if found:
+                block = Block(
+                    block.number, block.hash, block.parent_hash, block.timestamp,
+                    block.transactions, tuple(sorted(found, key=lambda t: t.log_index)),
+                )  # fmt: skip
             blocks.append(block)
+        if by_block:
+            raise NodeError(self.chain, "eth_getLogs", "logs of blocks not in the batch (reorg?)")
         return blocks
+
+    async def txpool(self) -> list[Tx] | None:
+        """Every transaction in the node's pool (``txpool_content``); None if unsupported."""
+        try:
+            content = await self.call("txpool_content", [])
+        except NodeError as exc:
+            if _unsupported(exc):
+                return None
+            raise
+        if not isinstance(content, dict):
+            raise NodeError(self.chain, "txpool_content", "reply is not an object")
+        txs: list[Tx] = []
+        for section in ("pending", "queued"):
+            by_sender = content.get(section) or {}
+            if not isinstance(by_sender, dict):
+                raise NodeError(self.chain, "txpool_content", f"{section} is not an object")
+            for by_nonce in by_sender.values():
+                if not isinstance(by_nonce, dict):
+                    raise NodeError(self.chain, "txpool_content", "malformed sender entry")
+                txs.extend(_parse_pool_tx(raw, self.chain) for raw in by_nonce.values())
+        return txs
+
+    async def new_pending_filter(self) -> str | None:
+        """Install a pending-transaction filter; None if the node has none."""
+        try:
+            filter_id = await self.call("eth_newPendingTransactionFilter", [])
+        except NodeError as exc:
+            if _unsupported(exc):
+                return None
+            raise
+        return str(filter_id)
+
+    async def pending_since(self, filter_id: str) -> list[Tx]:
+        """Transactions that entered the pool since the filter was last read."""
+        hashes = _as_list(await self.call("eth_getFilterChanges", [filter_id]), self.chain)
+        found = await self.transactions([str(h) for h in hashes])
+        return [tx for tx, _ in found.values() if tx is not None]
+
+    async def transactions(self, hashes: Sequence[str]) -> dict[str, tuple[Tx | None, TxStatus]]:
+        """What the node knows of each hash: the transaction and whether it is mined."""
+        calls = [("eth_getTransactionByHash", [h]) for h in hashes]
+        out: dict[str, tuple[Tx | None, TxStatus]] = {}
+        for tx_hash, raw in zip(hashes, await self.batch(calls), strict=True):
+            if raw is None:
+                out[tx_hash] = (None, TxStatus.UNKNOWN)
+                continue
+            tx = _parse_pool_tx(raw, self.chain)
+            mined = raw.get("blockNumber") is not None
+            out[tx_hash] = (tx, TxStatus.MINED if mined else TxStatus.PENDING)
+        return out
 
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call; raises NodeError for transport, HTTP and RPC errors."""
@@ -129,11 +240,31 @@ class EthereumClient:
             raise NodeError(self.chain, method, "reply is not JSON") from exc
 
 
+def _unsupported(exc: NodeError) -> bool:
+    return exc.code in _NOT_SUPPORTED_CODES or "not supported" in exc.reason.lower()
+
+
+def _as_list(value: Any, chain: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise NodeError(chain, "eth_getLogs", "expected a list")
+    return value
+
+
+def _parse_pool_tx(raw: Any, chain: str) -> Tx:
+    try:
+        return parse_tx(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise NodeError(chain, "txpool", f"malformed transaction: {exc!r}") from exc
+
+
 def _result(reply: Mapping[str, Any], chain: str, method: str) -> Any:
     error = reply.get("error")
     if error is not None:
         message = error.get("message", error) if isinstance(error, dict) else error
-        raise NodeError(chain, method, f"RPC error: {message}")
+        code = error.get("code") if isinstance(error, dict) else None
+        raise NodeError(
+            chain, method, f"RPC error: {message}", code=code if isinstance(code, int) else None
+        )
     if "result" not in reply:
         raise NodeError(chain, method, "reply has neither result nor error")
     return reply["result"]
@@ -176,3 +307,96 @@ def _hex_quantity(value: Any) -> int:
     if not isinstance(value, str) or not _HEX_QUANTITY.fullmatch(value):
         raise ValueError(f"expected a 0x-prefixed hex quantity, got {value!r:.80}")
     return int(value, 16)
+
+
+def _topic_address(topic: str) -> str:
+    (address,) = abi_decode(["address"], bytes.fromhex(topic[2:]))
+    return str(address).lower()
+
+
+def _topic_uint(topic: str) -> int:
+    (value,) = abi_decode(["uint256"], bytes.fromhex(topic[2:]))
+    return int(value)
+
+
+def parse_transfer(raw: Any, chain: str) -> TokenTransfer | None:
+    """Decode a ``Transfer`` log: ERC-20 with 3 topics, ERC-721 with 4; None for others."""
+    try:
+        topics = raw["topics"]
+        if not topics or str(topics[0]).lower() != TRANSFER_TOPIC:
+            return None
+        common = {
+            "token": str(raw["address"]).lower(),
+            "sender": _topic_address(topics[1]) if len(topics) > 1 else "",
+            "recipient": _topic_address(topics[2]) if len(topics) > 2 else "",
+            "tx_hash": str(raw["transactionHash"]).lower(),
+            "log_index": _hex_quantity(raw["logIndex"]),
+            "raw": raw,
+        }
+        if len(topics) == 3:
+            data = bytes.fromhex(str(raw["data"])[2:])
+            if len(data) != 32:
+                return None
+            (amount,) = abi_decode(["uint256"], data)
+            return TokenTransfer(kind=Kind.ERC20, amount=int(amount), token_id=None, **common)
+        if len(topics) == 4:
+            token_id = _topic_uint(topics[3])
+            return TokenTransfer(kind=Kind.ERC721, amount=None, token_id=token_id, **common)
+        return None
+    except (KeyError, TypeError, ValueError, IndexError, DecodingError) as exc:
+        raise NodeError(chain, "eth_getLogs", f"malformed log: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    """What a look at the node's mempool found.
+
+    ``complete`` is True when ``txs`` is the whole pool (``txpool_content``), so a tracked
+    transaction absent from it has left the pool; with a pending-transaction filter only the
+    newcomers are listed.
+    """
+
+    txs: list[Tx]
+    complete: bool
+
+
+class EthereumMempool:
+    """Reads a node's mempool with ``txpool_content`` if it has it, else a pending filter.
+
+    The method is chosen on first use and logged; a node with neither yields None snapshots,
+    and the daemon goes on without mempool events.
+    """
+
+    def __init__(self, client: EthereumClient) -> None:
+        self._client = client
+        self.method: Literal["txpool", "filter", "none"] | None = None
+        self._filter: str | None = None
+
+    async def snapshot(self) -> PoolSnapshot | None:
+        """The pool now (or its newcomers); None when the node offers no way to see it."""
+        if self.method in (None, "txpool"):
+            txs = await self._client.txpool()
+            if txs is not None:
+                self._chosen("txpool")
+                return PoolSnapshot(txs, complete=True)
+            if self.method == "txpool":
+                raise NodeError(self._client.chain, "txpool_content", "no longer answered")
+        if self.method in (None, "filter"):
+            if self._filter is None:
+                self._filter = await self._client.new_pending_filter()
+                if self._filter is None:
+                    self._chosen("none")
+                    return None
+                self._chosen("filter")
+                return PoolSnapshot([], complete=False)
+            try:
+                return PoolSnapshot(await self._client.pending_since(self._filter), False)
+            except NodeError:
+                self._filter = None  # nodes forget idle filters: install a new one next time
+                raise
+        return None
+
+    def _chosen(self, method: Literal["txpool", "filter", "none"]) -> None:
+        if self.method != method:
+            self.method = method
+            log.info("mempool_method", chain=self._client.chain, method=method)
