@@ -24,6 +24,7 @@ from watcher.chains.ethereum import EthereumClient
 from watcher.config import WatcherConfig
 from watcher.delivery import DeliveryWorker
 from watcher.follower import ChainFollower
+from watcher.gctuning import tune_for_daemon
 from watcher.outbox import OutboxPlanner
 from watcher.retention import AttemptLogPruner
 from watcher.store import SQLiteStore
@@ -43,6 +44,7 @@ class Daemon:
     async def run(self) -> None:
         """Run until :attr:`stop` is set."""
         config = self.config
+        tune_for_daemon()
         async with AsyncExitStack() as stack:
             store = await SQLiteStore.open(
                 config.store.path, planner=OutboxPlanner(config.subscriptions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher.conditions import ALWAYS, Condition
 
@@ -48,12 +48,13 @@ class Direction(enum.StrEnum):
     OUT = "out"
 
 
-@dataclass(frozen=True, slots=True)
-class Tx:
+class Tx(NamedTuple):
     """A transaction as the chain adapter normalised it.
 
     Addresses are lower-case hex strings; ``raw`` is the node's own JSON object, passed
     through unchanged into webhook payloads so receivers see exactly what the node said.
+    A named tuple rather than a frozen dataclass: one is built for every transaction while
+    catching up, and a frozen dataclass takes four times as long to build.
     """
 
     hash: str
