@@ -35,6 +35,7 @@ from measure import ceiling, daemon, expected_events, subscriptions, transfers_o
 from replay import ReplayServer
 
 from watcher.devchain import DevChainError, find_anvil
+from watcher.gctuning import tune_for_daemon
 from watcher.logs import configure_logging
 
 DEFAULT_BLOCKS = 2000
@@ -264,6 +265,7 @@ async def _main(args: argparse.Namespace, interrupted: list[signal.Signals]) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(level="warning")
+    tune_for_daemon()  # as `watcher run` does; the ceiling runs with the same settings
     interrupted: list[signal.Signals] = []
     try:
         missed = asyncio.run(_main(args, interrupted))

@@ -26,7 +26,7 @@ from chainbuild import BenchError
 
 from watcher.chains.ethereum import EthereumClient
 from watcher.follower import ChainFollower
-from watcher.models import EventType, Subscription
+from watcher.models import EventType, Kind, Subscription
 from watcher.store import SQLiteStore
 
 BATCHES_IN_FLIGHT = 2
@@ -50,6 +50,7 @@ def subscriptions(watched: frozenset[str]) -> list[Subscription]:
             chain=CHAIN,
             addresses=watched,
             events=frozenset({EventType.TX_MINED, EventType.TX_CONFIRMED}),
+            kinds=frozenset({Kind.NATIVE}),
             confirmations=CONFIRMATIONS,
             url="http://127.0.0.1:9/hooks",
             secret=b"bench-secret-bench-secret-bench!",
