@@ -13,7 +13,7 @@ BSV_BITCOIND := $(BSV_DIR)/bitcoind
 export WATCHER_ANVIL := $(abspath $(ANVIL))
 export WATCHER_BSV_BITCOIND := $(abspath $(BSV_BITCOIND))
 
-.PHONY: setup demo test lint typecheck pytest bench bench-btc clean
+.PHONY: setup demo test lint typecheck pytest bench bench-btc bench-delivery clean
 
 setup: $(STAMP) $(NODE_STAMP) $(BSV_BITCOIND)
 
@@ -58,6 +58,9 @@ bench: setup
 
 bench-btc: setup
 	$(BIN)/python bench/match_btc.py
+
+bench-delivery: setup
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules tools/bsv-* .mypy_cache .ruff_cache .pytest_cache

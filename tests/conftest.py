@@ -80,7 +80,8 @@ class Harness:
             "delivery": {
                 "allow_networks": ["127.0.0.1/32"],
                 "poll_interval_s": 0.05,
-                "retry_schedule_s": [0.2],
+                "retry_schedule_s": [0.2] * 50,
+                "slow_down_min_s": 0.2,
                 **(delivery or {}),
             },
             "chains": [

@@ -185,11 +185,3 @@ def test_one_chain_mistake_gives_one_issue_at_its_key(
     found = bad(tmp_path, text)
     assert where(found) == [(path, line_of(text, fragment))]
     assert message in found[0].message
-
-
-def test_the_example_configuration_with_its_bitcoin_chain_is_valid() -> None:
-    example = Path(__file__).resolve().parent.parent / "config.example.yaml"
-    secrets = {"TREASURY_WEBHOOK_SECRET": WHSEC, "DEPOSITS_WEBHOOK_SECRET": WHSEC}
-    config = load_config(example, environ={**secrets, "BITCOIN_RPC_PASSWORD": "x"})
-    assert [c.kind for c in config.chains] == ["ethereum", "bitcoin"]
-    assert config.networks == {"btc": frozenset({Network.MAINNET})}

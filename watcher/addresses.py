@@ -7,6 +7,7 @@ carry a valid EIP-55 checksum, which catches typos in configuration files.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from eth_utils.address import is_checksum_address, to_checksum_address
@@ -30,6 +31,11 @@ def normalize_ethereum(text: str) -> str:
     return candidate.lower()
 
 
+@functools.lru_cache(maxsize=65536)
 def checksum_ethereum(address: str) -> str:
-    """The EIP-55 mixed-case form of a lower-case address, for payloads people read."""
+    """The EIP-55 mixed-case form of a lower-case address, for payloads people read.
+
+    Cached: a keccak hash costs about 40 us, and the same watched addresses and
+    counterparties come back in event after event.
+    """
     return str(to_checksum_address(address))

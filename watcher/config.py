@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
@@ -36,11 +37,34 @@ from watcher.chain_config import (
 )
 from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
 from watcher.errors import ConfigError, ConfigIssue
-from watcher.models import Direction, EventType, Kind, Subscription
+from watcher.formats import api_token_md5
+from watcher.models import (
+    STANDARD_RETRY_SCHEDULE_S,
+    DeliverySettings,
+    Direction,
+    EventType,
+    FormatOptions,
+    Kind,
+    PayloadFormat,
+    RetryPolicy,
+    SignatureScheme,
+    SignatureSettings,
+    Subscription,
+)
 from watcher.signing import SecretFormatError, parse_secret
 
+Seconds = Annotated[float, Field(ge=0)]
+Schedule = Annotated[tuple[PositiveSeconds, ...], Field(min_length=1, max_length=100)]
+Concurrency = Annotated[int, Field(ge=1, le=1024)]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")]
+Label = Annotated[str, Field(min_length=1, max_length=200)]
+
 # The Standard Webhooks retry schedule, in seconds.
-DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+DEFAULT_RETRY_SCHEDULE_S = STANDARD_RETRY_SCHEDULE_S
+# Headers watcher sets itself; a compatibility signature may not take their place.
+_RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "x-request-id"}
+)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MAX_ISSUES_PER_FILE = 20
 
@@ -69,17 +93,50 @@ class LogConfig(_Model):
 
 
 class DeliveryConfig(_Model):
-    """How webhooks leave the outbox."""
+    """How webhooks leave the outbox; subscriptions may override the policy keys."""
 
-    concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    concurrency: Concurrency = 32
+    endpoint_concurrency: Concurrency = 8
     connect_timeout_s: PositiveSeconds = 5.0
     timeout_s: PositiveSeconds = 15.0
-    retry_schedule_s: Annotated[tuple[PositiveSeconds, ...], Field(min_length=1)] = (
-        DEFAULT_RETRY_SCHEDULE_S
-    )
+    retry_schedule_s: Schedule = DEFAULT_RETRY_SCHEDULE_S
+    retry_after_max_s: Seconds = 86400.0
+    slow_down_min_s: Seconds = 60.0
+    disable_after_s: Seconds = 5 * 86400.0
+    disable_after_exhausted: Annotated[int, Field(ge=1)] = 3
+    attempt_log_retention_days: Annotated[float, Field(gt=0)] = 30.0
     poll_interval_s: PositiveSeconds = 1.0
     drain_timeout_s: PositiveSeconds = 10.0
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+class SignatureConfig(_Model):
+    """An extra signature header for receivers written for another service."""
+
+    scheme: SignatureScheme = SignatureScheme.STANDARD
+    header: HeaderName | None = None
+    encoding: Literal["hex", "base64", "base64-hex"] = "hex"
+
+
+class BlockSDKConfig(_Model):
+    """Labels of the ``blocksdk`` payload format."""
+
+    webhook_id: int | Label | None = None
+    symbol: Label = "eth"
+    api_token: SecretStr
+
+
+class BlockVisionConfig(_Model):
+    """Labels of the ``blockvision`` payload format."""
+
+    app: Label | None = None
+    network: Label = "Mainnet"
+
+
+class BloxConfig(_Model):
+    """Labels of the ``blox`` payload format."""
+
+    application: Label = "watcher"
 
 
 class SubscriptionConfig(_Model):
@@ -100,6 +157,26 @@ class SubscriptionConfig(_Model):
     url: str
     secret: SecretStr | None = None
     secret_file: Path | None = None
+    previous_secret: SecretStr | None = None
+    previous_secret_file: Path | None = None
+    previous_secret_until: datetime | None = None
+    format: PayloadFormat = PayloadFormat.NATIVE
+    blocksdk: BlockSDKConfig | None = None
+    blockvision: BlockVisionConfig | None = None
+    blox: BloxConfig | None = None
+    signature: SignatureConfig = SignatureConfig()
+    ordered: bool = False
+    delay_s: Seconds = 0.0
+    rate_limit_per_s: Annotated[float, Field(gt=0)] | None = None
+    # Overrides of the delivery defaults.
+    endpoint_concurrency: Concurrency | None = None
+    connect_timeout_s: PositiveSeconds | None = None
+    timeout_s: PositiveSeconds | None = None
+    retry_schedule_s: Schedule | None = None
+    retry_after_max_s: Seconds | None = None
+    slow_down_min_s: Seconds | None = None
+    disable_after_s: Seconds | None = None
+    disable_after_exhausted: Annotated[int, Field(ge=1)] | None = None
 
 
 class _FileModel(_Model):
@@ -480,8 +557,9 @@ def _build_subscriptions(
             issues.append(doc.issue((*loc, "conditions", *exc.path), exc.message))
         _check_url(sub.url, delivery, (*loc, "url"), doc, issues)
         secret = _subscription_secret(sub, loc, base_dir, doc, issues)
+        settings = _delivery_settings(sub, delivery or DeliveryConfig(), loc, base_dir, doc, issues)
         found = chains.get(sub.chain)
-        if found is None or secret is None or len(issues) > before:
+        if found is None or secret is None or settings is None or len(issues) > before:
             continue
         built.append(
             Subscription(
@@ -496,6 +574,7 @@ def _build_subscriptions(
                 kinds=frozenset(sub.kinds),
                 direction=None if sub.direction == "any" else Direction(sub.direction),
                 condition=condition,
+                delivery=settings,
             )
         )
     networks = {
@@ -590,6 +669,121 @@ def _check_bitcoin_subscription(
         issues.append(doc.issue((*loc, "tokens"), "Bitcoin-family chains have no tokens"))
     if Kind.NATIVE not in sub.kinds:
         issues.append(doc.issue((*loc, "kinds"), "Bitcoin-family chains only have native payments"))
+
+
+def _delivery_settings(
+    sub: SubscriptionConfig,
+    defaults: DeliveryConfig,
+    loc: Loc,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> DeliverySettings | None:
+    """The subscription's delivery policy: its own keys, else the ``delivery`` defaults."""
+    before = len(issues)
+    _check_signature(sub, loc, doc, issues)
+    options = _format_options(sub, loc, doc, issues)
+    previous: bytes | None = None
+    until: float | None = None
+    if sub.previous_secret is not None or sub.previous_secret_file is not None:
+        previous = _read_key(sub, "previous_secret", loc, base_dir, doc, issues)
+        if sub.previous_secret_until is None:
+            issues.append(
+                doc.issue(
+                    (*loc, "previous_secret_until"),
+                    "is required with previous_secret: when the overlap ends",
+                )
+            )
+        else:
+            when = sub.previous_secret_until
+            until = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    elif sub.previous_secret_until is not None:
+        issues.append(
+            doc.issue((*loc, "previous_secret_until"), "only makes sense with previous_secret")
+        )
+    if len(issues) > before or options is None:
+        return None
+
+    def pick(name: str) -> Any:
+        own = getattr(sub, name)
+        return own if own is not None else getattr(defaults, name)
+
+    return DeliverySettings(
+        format=sub.format,
+        format_options=options,
+        signature=SignatureSettings(
+            sub.signature.scheme, sub.signature.header, sub.signature.encoding
+        ),
+        previous_secret=previous,
+        previous_secret_until=until,
+        policy=RetryPolicy(
+            schedule_s=tuple(pick("retry_schedule_s")),
+            retry_after_max_s=pick("retry_after_max_s"),
+            slow_down_min_s=pick("slow_down_min_s"),
+            disable_after_s=pick("disable_after_s"),
+            disable_after_exhausted=pick("disable_after_exhausted"),
+        ),
+        connect_timeout_s=pick("connect_timeout_s"),
+        timeout_s=pick("timeout_s"),
+        endpoint_concurrency=pick("endpoint_concurrency"),
+        rate_limit_per_s=sub.rate_limit_per_s,
+        ordered=sub.ordered,
+        delay_s=sub.delay_s,
+    )
+
+
+def _check_signature(
+    sub: SubscriptionConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> None:
+    signature = sub.signature
+    sig_loc = (*loc, "signature")
+    if signature.scheme is SignatureScheme.HMAC_SHA256:
+        if signature.header is None:
+            issues.append(
+                doc.issue((*sig_loc, "scheme"), "hmac-sha256 needs a header, e.g. X-Hook-Signature")
+            )
+        elif signature.header.lower() in _RESERVED_HEADERS or signature.header.lower().startswith(
+            "webhook-"
+        ):
+            issues.append(doc.issue((*sig_loc, "header"), "is a header watcher sets itself"))
+    elif signature.header is not None:
+        issues.append(doc.issue((*sig_loc, "header"), "is only used with scheme hmac-sha256"))
+    if signature.scheme is SignatureScheme.BLOCKVISION and sub.format not in (
+        PayloadFormat.NATIVE,
+        PayloadFormat.BLOCKVISION,
+    ):
+        issues.append(
+            doc.issue(
+                (*sig_loc, "scheme"),
+                "blockvision signs the body's timestamp: use format blockvision or native",
+            )
+        )
+
+
+def _format_options(
+    sub: SubscriptionConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> FormatOptions | None:
+    before = len(issues)
+    for fmt in (PayloadFormat.BLOCKSDK, PayloadFormat.BLOCKVISION, PayloadFormat.BLOX):
+        if getattr(sub, fmt.value) is not None and sub.format is not fmt:
+            issues.append(doc.issue((*loc, fmt.value), f"is only used with format {fmt.value}"))
+    options = FormatOptions()
+    if sub.blocksdk is not None:
+        token = _env_only(sub.blocksdk.api_token, (*loc, "blocksdk", "api_token"), doc, issues)
+        options = FormatOptions(
+            blocksdk_webhook_id=sub.blocksdk.webhook_id,
+            blocksdk_symbol=sub.blocksdk.symbol,
+            blocksdk_api_token_md5=None if token is None else api_token_md5(token),
+        )
+    elif sub.format is PayloadFormat.BLOCKSDK:
+        issues.append(doc.issue((*loc, "blocksdk"), "format blocksdk needs blocksdk.api_token"))
+    if sub.blockvision is not None:
+        options = FormatOptions(
+            blockvision_app=sub.blockvision.app, blockvision_network=sub.blockvision.network
+        )
+    if sub.blox is not None:
+        options = FormatOptions(blox_application=sub.blox.application)
+    return None if len(issues) > before else options
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -768,34 +962,59 @@ def _subscription_secret(
     doc: _YamlDocument,
     issues: list[ConfigIssue],
 ) -> bytes | None:
-    if (sub.secret is None) == (sub.secret_file is None):
-        issues.append(doc.issue((*loc, "secret"), "give exactly one of secret or secret_file"))
+    return _read_key(sub, "secret", loc, base_dir, doc, issues)
+
+
+def _read_key(
+    sub: SubscriptionConfig,
+    name: Literal["secret", "previous_secret"],
+    loc: Loc,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> bytes | None:
+    """A signing key given as ``name`` (an environment reference) or ``{name}_file``."""
+    inline: SecretStr | None = getattr(sub, name)
+    file: Path | None = getattr(sub, f"{name}_file")
+    if (inline is None) == (file is None):
+        issues.append(doc.issue((*loc, name), f"give exactly one of {name} or {name}_file"))
         return None
-    if sub.secret is not None:
-        # The file must hold a reference, never the secret: check the text as written.
-        original = doc.data["subscriptions"][loc[1]].get("secret")
-        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
-            issues.append(
-                doc.issue(
-                    (*loc, "secret"),
-                    "must be an environment reference like ${MY_SECRET} (or use secret_file)",
-                )
-            )
+    if inline is not None:
+        key_loc: Loc = (*loc, name)
+        text = _env_only(inline, key_loc, doc, issues, f"or use {name}_file")
+        if text is None:
             return None
-        text = sub.secret.get_secret_value()
-        secret_loc: Loc = (*loc, "secret")
     else:
-        assert sub.secret_file is not None
-        secret_loc = (*loc, "secret_file")
-        path = _resolve(base_dir, sub.secret_file)
+        assert file is not None
+        key_loc = (*loc, f"{name}_file")
+        path = _resolve(base_dir, file)
         try:
             text = _read_text(path).strip()
         except (OSError, UnicodeDecodeError) as exc:
-            shown = doc.shown(secret_loc, path, quote=False)
-            issues.append(doc.issue(secret_loc, f"cannot read {shown}: {_read_error(exc)}"))
+            shown = doc.shown(key_loc, path, quote=False)
+            issues.append(doc.issue(key_loc, f"cannot read {shown}: {_read_error(exc)}"))
             return None
     try:
         return parse_secret(text)
     except SecretFormatError as exc:
-        issues.append(doc.issue(secret_loc, str(exc)))
+        issues.append(doc.issue(key_loc, str(exc)))
         return None
+
+
+def _env_only(
+    value: SecretStr, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue], alt: str = ""
+) -> str | None:
+    """The value of a secret that the file must give as a ``${VAR}`` reference, never inline."""
+    original: Any = doc.data
+    for part in loc:
+        if isinstance(original, dict):
+            original = original.get(part)
+        elif isinstance(original, list) and isinstance(part, int) and part < len(original):
+            original = original[part]
+        else:
+            original = None
+    if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
+        hint = f" ({alt})" if alt else ""
+        issues.append(doc.issue(loc, f"must be an environment reference like ${{MY_SECRET}}{hint}"))
+        return None
+    return value.get_secret_value()

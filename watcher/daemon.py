@@ -1,4 +1,5 @@
-"""Wiring and lifecycle: open resources, run one follower per chain and the delivery worker.
+"""Wiring and lifecycle: open resources, run one follower per chain, the delivery worker and
+the attempt-log pruner.
 
 Resources are opened on an AsyncExitStack and the loops run as named tasks of one TaskGroup,
 so a crash in any of them cancels the others visibly. SIGTERM and SIGINT set the stop event:
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -17,8 +19,12 @@ import aiohttp
 import structlog
 
 from watcher import __version__
+from watcher.attempts import webhook_session
 from watcher.config import WatcherConfig
-from watcher.delivery import DeliveryWorker, webhook_session
+from watcher.delivery import DeliveryWorker
+from watcher.gctuning import tune_for_daemon
+from watcher.outbox import OutboxPlanner
+from watcher.retention import AttemptLogPruner
 from watcher.store import SQLiteStore
 from watcher.wiring import AnyFollower, build_follower
 
@@ -37,20 +43,25 @@ class Daemon:
     async def run(self) -> None:
         """Run until :attr:`stop` is set."""
         config = self.config
+        tune_for_daemon()
         async with AsyncExitStack() as stack:
-            store = await SQLiteStore.open(config.store.path)
+            store = await SQLiteStore.open(
+                config.store.path, planner=OutboxPlanner(config.subscriptions)
+            )
             stack.push_async_callback(store.close)
+            await store.sync_subscriptions([s.id for s in config.subscriptions], time.time())
             released = await store.release_leases()
             if released:
                 log.info("delivery_leases_released", count=released)
             rpc = await stack.enter_async_context(aiohttp.ClientSession())
-            hooks = await stack.enter_async_context(webhook_session(config.delivery))
-            worker = DeliveryWorker(
-                store=store,
-                subscriptions={s.id: s for s in config.subscriptions},
-                session=hooks,
-                config=config.delivery,
+            delivery = config.delivery
+            hooks = await stack.enter_async_context(
+                webhook_session(delivery.allow_networks, delivery.concurrency)
             )
+            worker = DeliveryWorker(
+                store=store, subscriptions=config.subscriptions, session=hooks, config=delivery
+            )
+            pruner = AttemptLogPruner(store, delivery.attempt_log_retention_days * 86400.0)
             self.followers = [
                 build_follower(
                     chain,
@@ -74,6 +85,7 @@ class Daemon:
                 for follower in self.followers:
                     tasks.create_task(follower.run(self.stop), name=f"follow:{follower.chain}")
                 tasks.create_task(worker.run(self.stop), name="deliver")
+                tasks.create_task(pruner.run(self.stop), name="prune-attempts")
         log.info("watcher_stopped")
 
 

@@ -10,7 +10,6 @@ to subscribers unchanged.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -30,8 +29,6 @@ log = structlog.get_logger()
 # keccak("Transfer(address,address,uint256)"): ERC-20 (3 topics) and ERC-721 (4 topics).
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 _NOT_SUPPORTED_CODES = (-32601, -32600)
-
-_HEX_QUANTITY = re.compile(r"0x[0-9a-fA-F]+")
 
 
 class EthereumClient:
@@ -286,15 +283,20 @@ def parse_block(raw: Any, chain: str) -> Block:
 
 
 def parse_tx(raw: Any) -> Tx:
-    """Normalise one transaction object of a full block."""
-    to = raw["to"]
+    """Normalise one transaction object of a full block.
+
+    The hot loop of catching up: the quantity checks of :func:`_hex_quantity` are inlined.
+    """
+    value, nonce, to = raw["value"], raw["nonce"], raw["to"]
+    if value[:2] != "0x" or nonce[:2] != "0x" or "_" in value or "_" in nonce:
+        raise ValueError(f"value {value!r:.80} or nonce {nonce!r:.80} is not a hex quantity")
     return Tx(
-        hash=raw["hash"].lower(),
-        sender=raw["from"].lower(),
-        recipient=to.lower() if to is not None else None,
-        value_wei=_hex_quantity(raw["value"]),
-        nonce=_hex_quantity(raw["nonce"]),
-        raw=raw,
+        raw["hash"].lower(),
+        raw["from"].lower(),
+        to.lower() if to is not None else None,
+        int(value, 16),
+        int(nonce, 16),
+        raw,
     )
 
 
@@ -302,11 +304,12 @@ def _hex_quantity(value: Any) -> int:
     """Decode a JSON-RPC quantity such as ``"0x1a"``; ValueError for anything else.
 
     ``int(value, 16)`` alone would also take ``"1a"``, ``"0x_1a"`` or ``" 0x1a"``, and read a
-    decimal ``"26"`` as 38.
+    decimal ``"26"`` as 38. Cheap string checks only: :func:`parse_tx` repeats them inline for
+    every transaction.
     """
-    if not isinstance(value, str) or not _HEX_QUANTITY.fullmatch(value):
-        raise ValueError(f"expected a 0x-prefixed hex quantity, got {value!r:.80}")
-    return int(value, 16)
+    if isinstance(value, str) and value[:2] == "0x" and "_" not in value:
+        return int(value, 16)  # ValueError for anything else that is not hex
+    raise ValueError(f"expected a 0x-prefixed hex quantity, got {value!r:.80}")
 
 
 def _topic_address(topic: str) -> str:

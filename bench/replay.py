@@ -1,0 +1,168 @@
+"""A replay JSON-RPC node: serves a recorded chain from memory, far faster than anvil.
+
+anvil serves about 115 blocks/s of 50-transaction blocks, which hides the daemon's own cost;
+this server answers the few methods a catch-up uses from bytes prepared at start-up, so the
+client side is what gets measured. It runs in its own process (``python bench/replay.py
+CACHE_FOLDER PORT``) so that it does not share an event loop, or a core, with the client.
+
+Methods: ``eth_chainId``, ``eth_blockNumber``, ``eth_getBlockByNumber`` (full or hashes
+only; hex number, ``latest`` or ``earliest``), single or in JSON-RPC batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from watcher.devchain import free_port
+
+CHAIN_ID = 31337
+STARTUP_TIMEOUT_S = 60.0
+
+Reply = Callable[[list[Any]], bytes]
+
+
+class RecordedNode:
+    """Answers JSON-RPC requests from the recorded blocks; the answers are bytes."""
+
+    def __init__(self, full_blocks: list[bytes], chain_id: int = CHAIN_ID) -> None:
+        self._full = full_blocks
+        self._hashes_only = [_without_tx_objects(block) for block in full_blocks]
+        self._head = len(full_blocks) - 1
+        self._methods: dict[str, Reply] = {
+            "eth_chainId": lambda _: orjson.dumps(hex(chain_id)),
+            "eth_blockNumber": lambda _: orjson.dumps(hex(self._head)),
+            "eth_getBlockByNumber": self._block,
+        }
+
+    def answer(self, body: bytes) -> bytes:
+        """The reply to one HTTP request body (a single call or a batch)."""
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _error(None, -32700, "parse error")
+        if isinstance(request, list):
+            return b"[" + b",".join(self._call(r) for r in request) + b"]"
+        return self._call(request)
+
+    def _call(self, request: Any) -> bytes:
+        if not isinstance(request, dict):
+            return _error(None, -32600, "invalid request")
+        request_id = request.get("id")
+        handler = self._methods.get(request.get("method", ""))
+        if handler is None:
+            return _error(request_id, -32601, "method not found")
+        try:
+            result = handler(request.get("params") or [])
+        except (ValueError, TypeError, IndexError) as exc:
+            return _error(request_id, -32602, f"invalid params: {exc}")
+        return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}"
+
+    def _block(self, params: list[Any]) -> bytes:
+        tag, full = params[0], bool(params[1])
+        number = {"latest": self._head, "earliest": 0}.get(tag)
+        if number is None:
+            number = int(tag, 16)
+        if not 0 <= number <= self._head:
+            return b"null"
+        return self._full[number] if full else self._hashes_only[number]
+
+
+def _without_tx_objects(block: bytes) -> bytes:
+    doc = orjson.loads(block)
+    doc["transactions"] = [tx["hash"] for tx in doc["transactions"]]
+    return orjson.dumps(doc)
+
+
+def _error(request_id: Any, code: int, message: str) -> bytes:
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    )
+
+
+def make_app(node: RecordedNode) -> web.Application:
+    """The aiohttp application serving ``node`` at ``/``."""
+
+    async def rpc(request: web.Request) -> web.Response:
+        body = node.answer(await request.read())
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/", rpc)
+    return app
+
+
+class ReplayServer:
+    """The replay node in a child process, for ``async with``; stopped on exit."""
+
+    def __init__(self, blocks_path: Path) -> None:
+        self.blocks_path = blocks_path
+        self.port = 0
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> ReplayServer:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _start(self) -> None:
+        self.port = free_port()
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, str(self.blocks_path), str(self.port)
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self._process.returncode is not None:
+                    raise RuntimeError(f"replay server exited with {self._process.returncode}")
+                try:
+                    async with session.post(
+                        self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
+                    ) as response:
+                        await response.read()
+                    return
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)  # poll until it listens
+        raise RuntimeError("replay server did not start")
+
+    async def stop(self) -> None:
+        """Stop the child process (SIGTERM, then SIGKILL after 5 s)."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=5)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def main(argv: list[str]) -> None:
+    """Serve the chain in ``argv[0]`` (gzipped JSON lines) on 127.0.0.1:``argv[1]``."""
+    with gzip.open(argv[0], "rb") as blocks:
+        node = RecordedNode(blocks.read().splitlines())
+    web.run_app(make_app(node), host="127.0.0.1", port=int(argv[1]), print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
