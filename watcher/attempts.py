@@ -61,7 +61,7 @@ class AttemptResult:
     @property
     def ok(self) -> bool:
         """Whether the endpoint acknowledged the webhook (2xx)."""
-        return self.outcome.ok
+        return self.status is not None and 200 <= self.status < 300
 
     def describe(self) -> str:
         """A short human summary: ``HTTP 500``, ``timeout: ...``."""
@@ -159,9 +159,7 @@ async def post_webhook(
     if blocked is not None:
         return result(None, ErrorClass.BLOCKED, blocked)
     settings = sub.delivery
-    timeout = aiohttp.ClientTimeout(
-        total=settings.timeout_s, sock_connect=settings.connect_timeout_s
-    )
+    timeout = _timeout(settings.timeout_s, settings.connect_timeout_s)
     headers = request_headers(sub, event_id, body, started_at, request_id)
     try:
         async with session.post(
@@ -194,8 +192,15 @@ async def post_webhook(
         return result(None, ErrorClass.CONNECTION, f"{type(exc).__name__}: {exc}")
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s)
+
+
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     """Up to RESPONSE_BODY_MAX_BYTES of the body; a stalled or cut body keeps what came."""
+    if response.content_length == 0:
+        return b""
     chunks: list[bytes] = []
     size = 0
     try:

@@ -226,6 +226,16 @@ def _log_attempt(
     next_attempt_at: float | None,
     now: float,
 ) -> None:
+    if status is DeliveryStatus.SUCCEEDED:
+        log.debug(
+            "delivery_succeeded",
+            subscription=job.subscription_id,
+            delivery=job.id,
+            attempt=job.attempts + 1,
+            status=result.status,
+            duration_ms=result.duration_ms,
+        )
+        return
     fields = {
         "subscription": job.subscription_id,
         "delivery": job.id,
@@ -235,9 +245,7 @@ def _log_attempt(
         "duration_ms": result.duration_ms,
         "status": result.status,
     }
-    if status is DeliveryStatus.SUCCEEDED:
-        log.debug("delivery_succeeded", **fields)
-    elif result.error_class is ErrorClass.BLOCKED:
+    if result.error_class is ErrorClass.BLOCKED:
         log.warning("delivery_blocked", error=result.error, **fields)
     elif status is DeliveryStatus.FAILED:
         log.error("delivery_given_up", error=result.describe(), **fields)
