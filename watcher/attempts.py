@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,6 +38,21 @@ REDACTED = "[redacted]"
 _SENSITIVE_HEADER = re.compile("auth|cookie|token|secret|signature|key|session", re.IGNORECASE)
 
 Clock = Callable[[], float]
+
+
+class Sender(Protocol):
+    """What sends one attempt: :func:`post_webhook`, or a stand-in in benchmarks."""
+
+    async def __call__(
+        self,
+        session: aiohttp.ClientSession,
+        sub: Subscription,
+        event_id: str,
+        body: bytes,
+        *,
+        allow_networks: Sequence[IPNetwork],
+        clock: Clock,
+    ) -> AttemptResult: ...
 
 
 @dataclass(frozen=True, slots=True)

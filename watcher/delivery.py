@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import aiohttp
 import structlog
 
-from watcher.attempts import AttemptResult, post_webhook
+from watcher.attempts import AttemptResult, Sender, post_webhook
 from watcher.config import DeliveryConfig
 from watcher.models import DeliveryJob, Subscription
 from watcher.policy import DeliveryStatus, ErrorClass, auto_disable_reason, decide
@@ -44,8 +44,10 @@ class DeliveryWorker:
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        send: Sender = post_webhook,
     ) -> None:
         self._store = store
+        self._send = send
         self._subs = {s.id: s for s in subscriptions}
         self._session = session
         self._config = config
@@ -142,7 +144,7 @@ class DeliveryWorker:
 
     async def _attempt(self, job: DeliveryJob) -> FinishedAttempt:
         sub = self._subs[job.subscription_id]
-        result = await post_webhook(
+        result = await self._send(
             self._session,
             sub,
             job.event_id,
