@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,14 @@ import orjson
 import yaml
 from aiohttp import web
 
+from watcher.attempts import AttemptResult, new_request_id
+from watcher.config import DeliveryConfig
+from watcher.delivery import DeliveryWorker
 from watcher.devchain import Anvil, find_anvil, free_port
 from watcher.events import envelope
-from watcher.models import BlockOutcome, BlockRef, Event, EventType
+from watcher.logs import configure_logging
+from watcher.models import BlockOutcome, BlockRef, DeliverySettings, Event, EventType, Subscription
+from watcher.netguard import IPNetwork
 from watcher.store import SQLiteStore
 
 SECRET = "bench-secret-0123456789abcdef"  # plain secrets are used as their UTF-8 bytes
@@ -287,6 +292,63 @@ async def through_outbox(
     return await rx.rate()
 
 
+async def store_only(workdir: Path, count: int, cap: int) -> float:
+    """The same worker and store with each request replaced by an instant 204, in-process:
+    what persistence alone allows, to compare with the figures above."""
+    db = workdir / "store-only.db"
+    await prefill(db, backlog_events(count, time.time()))
+    sub = Subscription(
+        id="bench",
+        chain="dev",
+        addresses=frozenset({WATCHED}),
+        events=frozenset({EventType.TX_MINED}),
+        confirmations=1,
+        url="http://127.0.0.1:9/fast",
+        secret=SECRET.encode(),
+        delivery=DeliverySettings(endpoint_concurrency=cap),
+    )
+    sent = 0
+    all_sent = asyncio.Event()
+
+    async def instant_204(
+        session: aiohttp.ClientSession,
+        sub: Subscription,
+        event_id: str,
+        body: bytes,
+        *,
+        allow_networks: Sequence[IPNetwork],
+        clock: Callable[[], float],
+    ) -> AttemptResult:
+        nonlocal sent
+        await asyncio.sleep(0)
+        sent += 1
+        if sent == count:
+            all_sent.set()
+        return AttemptResult(new_request_id(), clock(), 0, 204, None, None)
+
+    store = await SQLiteStore.open(db)
+    try:
+        await store.sync_subscriptions(["bench"], time.time())
+        config = DeliveryConfig(concurrency=cap, endpoint_concurrency=cap)
+        async with aiohttp.ClientSession() as session:
+            worker = DeliveryWorker(
+                store=store, subscriptions=[sub], session=session, config=config, send=instant_204
+            )
+            stop = asyncio.Event()
+            started = time.monotonic()
+            run = asyncio.create_task(worker.run(stop))
+            await all_sent.wait()
+            stop.set()
+            await run  # records what is still in hand
+            elapsed = time.monotonic() - started
+        counts = await store.delivery_counts()
+    finally:
+        await store.close()
+    if counts.get("succeeded") != count:
+        raise RuntimeError(f"not every delivery succeeded: {counts}")
+    return count / elapsed
+
+
 # --- 3: block-to-webhook latency ------------------------------------------------------------
 
 
@@ -346,6 +408,7 @@ async def block_to_webhook(
 
 
 async def run(args: argparse.Namespace) -> None:
+    configure_logging("info", "json")  # as `watcher run` logs: successes are debug
     cap = args.concurrency
     with tempfile.TemporaryDirectory(prefix="watcher-bench-") as tmp:
         workdir = Path(tmp)
@@ -371,6 +434,11 @@ async def run(args: argparse.Namespace) -> None:
                 )
             print(f"  ratio outbox/raw, median of {len(ratios)}: {statistics.median(ratios):.2f}"
                   " (target >= 0.5)")  # fmt: skip
+            alone = await store_only(workdir, args.events, cap)
+            print(
+                f"  the outbox alone (same worker and store, requests replaced by an instant 204): "
+                f"{alone:.0f} deliveries/s"
+            )
             bound = cap / SLOW_LATENCY_S
             bare = await raw_ceiling(rx, bodies[: args.slow_events], cap, "/slow")
             slow = await through_outbox(

@@ -18,6 +18,7 @@ from watcher.policy import (
     auto_disable_reason,
     decide,
     parse_retry_after,
+    retry_delay,
 )
 
 NOW = 1_800_000_000.0
@@ -65,6 +66,19 @@ def test_a_retry_is_never_earlier_than_scheduled(
     step = STANDARD_RETRY_SCHEDULE_S[attempt - 1]
     assert wait >= step
     assert wait <= max(step * 1.2, POLICY.retry_after_max_s, POLICY.slow_down_min_s)
+
+
+@given(
+    schedule=st.lists(st.floats(0.001, 10**6), min_size=1, max_size=12),
+    attempt=st.integers(min_value=1, max_value=12),
+    r=st.floats(0.0, 1.0),
+)
+def test_any_schedule_is_followed_never_earlier_nor_more_than_20_percent_later(
+    schedule: list[float], attempt: int, r: float
+) -> None:
+    policy = RetryPolicy(schedule_s=tuple(schedule))
+    step = schedule[min(attempt, len(schedule)) - 1]
+    assert step <= retry_delay(HTTP_500, attempt, policy, NOW, lambda: r) <= step * 1.2
 
 
 def test_timeouts_and_429_wait_at_least_a_minute() -> None:

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.config import DEFAULT_RETRY_SCHEDULE_S
 from watcher.errors import NodeError
-from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff, delivery_delay
+from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff
 
 
 def no_jitter() -> float:
@@ -47,42 +46,3 @@ def test_backoff_delay_is_positive_and_bounded(attempt: int, r: float) -> None:
 def test_node_errors_are_the_retryable_ones() -> None:
     assert isinstance(NodeError("dev", "eth_blockNumber", "timeout"), RETRYABLE_NODE_ERRORS)
     assert not isinstance(ValueError("bug"), RETRYABLE_NODE_ERRORS)
-
-
-SCHEDULE = (5.0, 300.0, 1800.0)
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [(1, 5.0), (2, 300.0), (3, 1800.0), (4, 1800.0), (100, 1800.0)],
-)
-def test_delivery_delay_follows_the_schedule_then_reuses_its_last_step(
-    attempts: int, expected: float
-) -> None:
-    assert delivery_delay(SCHEDULE, attempts, no_jitter) == expected
-
-
-def test_delivery_delay_before_any_failure_is_the_first_step() -> None:
-    assert delivery_delay(SCHEDULE, 0, no_jitter) == 5.0
-
-
-def test_delivery_delay_with_the_default_schedule_ends_at_a_day() -> None:
-    assert delivery_delay(DEFAULT_RETRY_SCHEDULE_S, 50, no_jitter) == 86400.0
-
-
-@given(
-    schedule=st.lists(st.floats(0.001, 10**6), min_size=1, max_size=12),
-    attempts=st.integers(min_value=0, max_value=1000),
-    r=st.floats(0.0, 1.0),
-)
-def test_delivery_is_never_earlier_than_scheduled_nor_more_than_20_percent_later(
-    schedule: list[float], attempts: int, r: float
-) -> None:
-    if attempts > len(schedule):
-        step = schedule[-1]
-    elif attempts == 0:
-        step = schedule[0]
-    else:
-        step = schedule[attempts - 1]
-    delay = delivery_delay(schedule, attempts, lambda: r)
-    assert step <= delay <= step * 1.2

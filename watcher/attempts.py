@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -37,6 +38,21 @@ REDACTED = "[redacted]"
 _SENSITIVE_HEADER = re.compile("auth|cookie|token|secret|signature|key|session", re.IGNORECASE)
 
 Clock = Callable[[], float]
+
+
+class Sender(Protocol):
+    """What sends one attempt: :func:`post_webhook`, or a stand-in in benchmarks."""
+
+    async def __call__(
+        self,
+        session: aiohttp.ClientSession,
+        sub: Subscription,
+        event_id: str,
+        body: bytes,
+        *,
+        allow_networks: Sequence[IPNetwork],
+        clock: Clock,
+    ) -> AttemptResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +77,7 @@ class AttemptResult:
     @property
     def ok(self) -> bool:
         """Whether the endpoint acknowledged the webhook (2xx)."""
-        return self.outcome.ok
+        return self.status is not None and 200 <= self.status < 300
 
     def describe(self) -> str:
         """A short human summary: ``HTTP 500``, ``timeout: ...``."""
@@ -159,9 +175,7 @@ async def post_webhook(
     if blocked is not None:
         return result(None, ErrorClass.BLOCKED, blocked)
     settings = sub.delivery
-    timeout = aiohttp.ClientTimeout(
-        total=settings.timeout_s, sock_connect=settings.connect_timeout_s
-    )
+    timeout = _timeout(settings.timeout_s, settings.connect_timeout_s)
     headers = request_headers(sub, event_id, body, started_at, request_id)
     try:
         async with session.post(
@@ -194,8 +208,15 @@ async def post_webhook(
         return result(None, ErrorClass.CONNECTION, f"{type(exc).__name__}: {exc}")
 
 
+@functools.lru_cache(maxsize=64)
+def _timeout(total_s: float, connect_s: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total_s, sock_connect=connect_s)
+
+
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
     """Up to RESPONSE_BODY_MAX_BYTES of the body; a stalled or cut body keeps what came."""
+    if response.content_length == 0:
+        return b""
     chunks: list[bytes] = []
     size = 0
     try:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 import aiohttp
 import structlog
 
-from watcher.attempts import AttemptResult, post_webhook
+from watcher.attempts import AttemptResult, Sender, post_webhook
 from watcher.config import DeliveryConfig
 from watcher.models import DeliveryJob, Subscription
 from watcher.policy import DeliveryStatus, ErrorClass, auto_disable_reason, decide
@@ -44,8 +44,10 @@ class DeliveryWorker:
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        send: Sender = post_webhook,
     ) -> None:
         self._store = store
+        self._send = send
         self._subs = {s.id: s for s in subscriptions}
         self._session = session
         self._config = config
@@ -142,7 +144,7 @@ class DeliveryWorker:
 
     async def _attempt(self, job: DeliveryJob) -> FinishedAttempt:
         sub = self._subs[job.subscription_id]
-        result = await post_webhook(
+        result = await self._send(
             self._session,
             sub,
             job.event_id,
@@ -226,6 +228,16 @@ def _log_attempt(
     next_attempt_at: float | None,
     now: float,
 ) -> None:
+    if status is DeliveryStatus.SUCCEEDED:
+        log.debug(
+            "delivery_succeeded",
+            subscription=job.subscription_id,
+            delivery=job.id,
+            attempt=job.attempts + 1,
+            status=result.status,
+            duration_ms=result.duration_ms,
+        )
+        return
     fields = {
         "subscription": job.subscription_id,
         "delivery": job.id,
@@ -235,9 +247,7 @@ def _log_attempt(
         "duration_ms": result.duration_ms,
         "status": result.status,
     }
-    if status is DeliveryStatus.SUCCEEDED:
-        log.debug("delivery_succeeded", **fields)
-    elif result.error_class is ErrorClass.BLOCKED:
+    if result.error_class is ErrorClass.BLOCKED:
         log.warning("delivery_blocked", error=result.error, **fields)
     elif status is DeliveryStatus.FAILED:
         log.error("delivery_given_up", error=result.describe(), **fields)

@@ -1,14 +1,14 @@
 """Backoff arithmetic for retries: pure functions, randomness injected.
 
 Two kinds of retry exist. Calls to a node are retried in memory by the poll loops with an
-exponential backoff (:class:`Backoff`). Webhook deliveries are retried through the store:
-:func:`delivery_delay` only says when the next attempt is due and the outbox keeps it.
+exponential backoff (:class:`Backoff`). Webhook deliveries are retried through the store, on
+the schedule :mod:`watcher.policy` decides; the outbox keeps when the next attempt is due.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from watcher.errors import NodeError
@@ -31,15 +31,3 @@ class Backoff:
         """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
         raw = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 32))
         return raw * (1.0 + self.jitter * rand())
-
-
-def delivery_delay(
-    schedule_s: Sequence[float], attempts: int, rand: Random = random.random, jitter: float = 0.2
-) -> float:
-    """Seconds until the next delivery attempt after ``attempts`` failed ones.
-
-    Follows ``schedule_s`` and keeps using its last step once it runs out; jitter is only
-    ever added, so an attempt is never earlier than scheduled.
-    """
-    step = schedule_s[min(max(attempts, 1), len(schedule_s)) - 1]
-    return step * (1.0 + jitter * rand())
