@@ -20,6 +20,7 @@ import structlog
 
 from watcher import __version__
 from watcher.config import DeliveryConfig
+from watcher.metrics import Metrics
 from watcher.models import DeliveryJob, Subscription
 from watcher.netguard import BlockedAddressError, GuardedResolver, refusal
 from watcher.retry import delivery_delay
@@ -71,8 +72,10 @@ class DeliveryWorker:
         session: aiohttp.ClientSession,
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         self._subscriptions = subscriptions
         self._session = session
         self._config = config
@@ -160,6 +163,7 @@ class DeliveryWorker:
             await self._store.reschedule(
                 job.id, self._clock() + UNKNOWN_SUBSCRIPTION_RETRY_S, None, "unknown subscription"
             )
+            self._metrics.deliveries.labels(job.subscription_id, "unknown_subscription").inc()
             return
         started = self._clock()
         result = await self._post(sub, job)
@@ -171,6 +175,10 @@ class DeliveryWorker:
             "attempt": job.attempts + 1,
             "duration_ms": round((now - started) * 1000),
         }
+        latency_s = now - job.created_at if result.ok else None
+        self._metrics.delivery_attempt(
+            sub.id, "succeeded" if result.ok else "failed", now - started, latency_s
+        )
         if result.ok:
             assert result.status is not None
             await self._store.complete(job.id, result.status, now)

@@ -23,8 +23,9 @@ from typing import Literal
 import structlog
 
 from watcher.chains.ethereum import EthereumClient, EthereumMempool
-from watcher.errors import ChainMismatchError
+from watcher.errors import ChainMismatchError, NodeError
 from watcher.mempool import TxStatus
+from watcher.metrics import ChainMetrics, Metrics
 from watcher.models import Block, BlockOutcome, BlockRef, Subscription
 from watcher.pacing import wait_or_stop
 from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff
@@ -59,6 +60,7 @@ class ChainFollower:
         on_deliveries: Callable[[], None] = lambda: None,
         clock: Clock = time.time,
         backoff: Backoff = NODE_BACKOFF,
+        metrics: Metrics | None = None,
     ) -> None:
         self.chain = chain
         self._client = client
@@ -74,18 +76,31 @@ class ChainFollower:
         self._on_deliveries = on_deliveries
         self._clock = clock
         self._backoff = backoff
+        self._metrics: ChainMetrics = (metrics or Metrics()).chain(chain)
         self._tracker: ChainTracker | None = None
         self._cursor: BlockRef | None = None
         self._verified = False
         self.head_seen: int | None = None
         self.polls = 0
         self.last_poll_at: float | None = None
+        self.connected_at: float | None = None
         self.reorgs = 0
 
     @property
     def cursor(self) -> BlockRef | None:
         """The last block recorded in the store."""
         return self._cursor
+
+    @property
+    def processed_height(self) -> int | None:
+        """The height of the last block recorded in the store."""
+        return self._cursor.number if self._cursor is not None else None
+
+    def set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Use ``subscriptions`` from the next block on; tracked lifecycle state is kept."""
+        self._subscriptions = tuple(s for s in subscriptions if s.chain == self.chain)
+        if self._tracker is not None:
+            self._tracker.replace_subscriptions(self._subscriptions)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; node failures are logged and retried with backoff."""
@@ -96,7 +111,9 @@ class ChainFollower:
                 await self.poll_once()
                 self.polls += 1
                 self.last_poll_at = self._clock()
+                self._metrics.polled(self.last_poll_at)
             except RETRYABLE_NODE_ERRORS as exc:
+                self._metrics.rpc_error(exc.method if isinstance(exc, NodeError) else "unknown")
                 delay = self._backoff.delay(failures)
                 failures += 1
                 log.warning(
@@ -127,6 +144,7 @@ class ChainFollower:
         for _ in range(MAX_REWINDS_PER_POLL):
             head = await self._client.head()
             self.head_seen = head.number
+            self._metrics.head(head.number)
             cursor = self._cursor
             if cursor is None:
                 first = head.number if self._start == "latest" else self._start
@@ -181,6 +199,8 @@ class ChainFollower:
             await self._store.set_chain_id(self.chain, chain_id)
         saved = await self._store.tracker_state(self.chain)
         self._cursor = state.cursor
+        if state.cursor is not None:
+            self._metrics.processed(state.cursor.number)
         self._verified = False
         tracker = ChainTracker(
             self.chain,
@@ -192,6 +212,8 @@ class ChainFollower:
             dropped_grace_s=self._dropped_grace_s,
         )
         self._tracker = tracker
+        if self.connected_at is None:
+            self.connected_at = self._clock()
         log.info(
             "chain_ready",
             chain=self.chain,
@@ -228,12 +250,16 @@ class ChainFollower:
                 fetch_next()
             while in_flight:
                 blocks = await in_flight.popleft()
+                if tracker.wants_transfers and not transfers:
+                    break  # a new subscription wants token transfers: fetch again with logs
                 fetch_next()
                 outcomes, stop, diverged = self._process(tracker, blocks)
                 if outcomes:
                     created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
                     self._cursor = outcomes[-1].block
                     recorded += len(outcomes)
+                    self._metrics.processed(self._cursor.number)
+                    self._metrics.batch(outcomes, _transaction_count(blocks, len(outcomes)))
                     if created:
                         self._on_deliveries()
                 if stop:
@@ -285,6 +311,9 @@ class ChainFollower:
         self._cursor = ancestor
         self._verified = True
         self.reorgs += 1
+        self._metrics.reorg(cursor.number - ancestor.number)
+        self._metrics.processed(ancestor.number)
+        self._metrics.events(outcome.events)
         log.warning(
             "chain_reorg",
             chain=self.chain,
@@ -308,8 +337,13 @@ class ChainFollower:
         outcome = tracker.observe_pool(snapshot.txs, statuses)
         if outcome.events or outcome.upserted or outcome.removed:
             created = await self._store.record_pool(self.chain, outcome)
+            self._metrics.events(outcome.events)
             if created:
                 self._on_deliveries()
+
+
+def _transaction_count(blocks: list[Block | None], recorded: int) -> int:
+    return sum(len(b.transactions) for b in blocks[:recorded] if b is not None)
 
 
 def _ranges(first: int, last: int, size: int) -> Iterator[list[int]]:

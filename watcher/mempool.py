@@ -57,6 +57,14 @@ class PoolTracker:
             self._add(item)
         self.wanted = any(s.events & MEMPOOL_EVENTS for s in subscriptions.values())
 
+    def replace_subscriptions(
+        self, index: AddressIndex, subscriptions: Mapping[str, Subscription]
+    ) -> None:
+        """Match new pool transactions against ``index``; tracked ones stay tracked."""
+        self._index = index
+        self._subs = subscriptions
+        self.wanted = any(s.events & MEMPOOL_EVENTS for s in subscriptions.values())
+
     def tracked(self) -> list[str]:
         """Hashes of the watched transactions believed to be pending."""
         return list(self._by_hash)

@@ -220,3 +220,4 @@ class DeliveryJob:
     subscription_id: str
     body: bytes
     attempts: int
+    created_at: float

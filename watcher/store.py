@@ -13,10 +13,11 @@ daemon instances implements the same protocol.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from watcher.models import (
     DeliveryJob,
     Direction,
     Event,
+    JSONObject,
     PendingTx,
     PoolMatch,
     PoolOutcome,
@@ -109,6 +111,20 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chain, tx_hash)
     ) WITHOUT ROWID;
     """,
+    # Subscriptions created through the admin API, and the readiness probe's row.
+    """
+    CREATE TABLE api_subscriptions (
+        id TEXT PRIMARY KEY,
+        spec BLOB NOT NULL,
+        secret TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE health_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -143,6 +159,20 @@ class DeliveryRecord:
     last_status: int | None
     last_error: str | None
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    """A subscription created through the admin API, as stored.
+
+    ``spec`` is its validated definition (JSON); ``secret`` the ``whsec_`` signing secret.
+    """
+
+    id: str
+    spec: JSONObject
+    secret: str = field(repr=False)
+    created_at: float
+    updated_at: float
 
 
 class CursorConflictError(StoreError):
@@ -442,10 +472,13 @@ class SQLiteStore:
                 " SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
                 " AND (lease_until IS NULL OR lease_until <= ?)"
                 " ORDER BY next_attempt_at, id LIMIT ?"
-                ") RETURNING id, event_id, subscription_id, body, attempts",
+                ") RETURNING id, event_id, subscription_id, body, attempts, created_at",
                 (now + lease_s, now, now, limit),
             )
-        jobs = [DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4])) for r in rows]
+        jobs = [
+            DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4]), float(r[5]))
+            for r in rows
+        ]
         jobs.sort(key=lambda j: j.id)
         return jobs
 
@@ -517,6 +550,83 @@ class SQLiteStore:
             for r in rows
         ]
 
+    async def queue_depths(self, now: float) -> list[tuple[str, str, int]]:
+        """Unacknowledged deliveries per subscription and state: due, waiting, in_flight."""
+        async with self._lock:
+            rows = await self._fetchall(
+                "SELECT subscription_id, CASE WHEN lease_until > ? THEN 'in_flight' "
+                "WHEN next_attempt_at <= ? THEN 'due' ELSE 'waiting' END AS state, COUNT(*) "
+                "FROM deliveries WHERE status = 'pending' GROUP BY subscription_id, state",
+                (now, now),
+            )
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def probe_write(self, now: float) -> None:
+        """Write one row in its own transaction: proves the store accepts writes."""
+        async with self._lock:
+            try:
+                await self._conn.execute(
+                    "INSERT INTO health_probe (id, checked_at) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    (now,),
+                )
+            except aiosqlite.Error as exc:
+                raise StoreError(f"store {self.path} does not accept writes: {exc}") from exc
+
+    # --- subscriptions created through the admin API -----------------------------------
+
+    async def api_subscriptions(self) -> list[StoredSubscription]:
+        """Every API-created subscription, oldest first."""
+        async with self._lock:
+            rows = await self._fetchall(
+                "SELECT id, spec, secret, created_at, updated_at FROM api_subscriptions "
+                "ORDER BY created_at, id",
+                (),
+            )
+        return [
+            StoredSubscription(str(r[0]), json.loads(r[1]), str(r[2]), float(r[3]), float(r[4]))
+            for r in rows
+        ]
+
+    async def add_api_subscription(self, sub: StoredSubscription) -> bool:
+        """Store a new subscription; False if one with its id exists."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "INSERT OR IGNORE INTO api_subscriptions (id, spec, secret, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (sub.id, _spec_json(sub.spec), sub.secret, sub.created_at, sub.updated_at),
+            )
+            return cur.rowcount == 1
+
+    async def update_api_subscription(
+        self, subscription_id: str, *, spec: JSONObject | None, secret: str | None, now: float
+    ) -> bool:
+        """Replace the definition and/or the secret of a subscription; False if it is gone."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE api_subscriptions SET spec = COALESCE(?, spec), "
+                "secret = COALESCE(?, secret), updated_at = ? WHERE id = ?",
+                (
+                    _spec_json(spec) if spec is not None else None,
+                    secret,
+                    now,
+                    subscription_id,
+                ),
+            )
+            return cur.rowcount == 1
+
+    async def delete_api_subscription(self, subscription_id: str) -> bool:
+        """Forget a subscription; False if it was not there.
+
+        Its undelivered webhooks stay in the outbox, waiting as for any unknown
+        subscription, until one with the same id exists again.
+        """
+        async with self._lock:
+            cur = await self._conn.execute(
+                "DELETE FROM api_subscriptions WHERE id = ?", (subscription_id,)
+            )
+            return cur.rowcount == 1
+
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> Any:
         async with self._conn.execute(sql, params) as cur:
             return await cur.fetchone()
@@ -524,6 +634,12 @@ class SQLiteStore:
     async def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         async with self._conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
+
+
+def _spec_json(spec: JSONObject) -> bytes:
+    # The standard library's json, not orjson: a condition may hold an integer beyond 64
+    # bits (an amount in wei), which orjson neither writes nor reads back exactly.
+    return json.dumps(spec, separators=(",", ":")).encode()
 
 
 def _pending_row(chain: str, p: PendingTx) -> tuple[Any, ...]:

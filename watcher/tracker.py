@@ -67,11 +67,7 @@ class ChainTracker:
         dropped_grace_s: float = 60.0,
     ) -> None:
         self.chain = chain
-        subs = [s for s in subscriptions if s.chain == chain]
-        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
-        self._index = AddressIndex(subs)
-        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
-        self.wants_transfers = any(s.wants_transfers for s in subs)
+        self._set_subscriptions(subscriptions)
         self._clock = clock
         self._recent: deque[BlockRef] = deque(sorted(recent_blocks, key=lambda b: b.number))
         self._activities: dict[tuple[str, str], Activity] = {}
@@ -83,6 +79,23 @@ class ChainTracker:
         self.pool = PoolTracker(
             chain, self._index, self._subs, pending=pending, grace_s=dropped_grace_s
         )
+
+    def _set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        subs = [s for s in subscriptions if s.chain == self.chain]
+        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
+        self._index = AddressIndex(subs)
+        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
+        self.wants_transfers = any(s.wants_transfers for s in subs)
+
+    def replace_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Match from now on against ``subscriptions``, keeping everything already tracked.
+
+        Mined activities keep the confirmation height they were given; those of a removed
+        subscription, or of one that no longer wants ``tx.confirmed``, are settled silently
+        when they come due. Pending transactions of a removed subscription produce nothing.
+        """
+        self._set_subscriptions(subscriptions)
+        self.pool.replace_subscriptions(self._index, self._subs)
 
     @property
     def watched_addresses(self) -> int:
@@ -183,6 +196,13 @@ class ChainTracker:
             activity = self._activities.get(key)
             if activity is None or activity.confirmed_event_id is not None:
                 continue  # reorged out meanwhile, or already confirmed
+            sub = self._subs.get(activity.subscription_id)
+            if sub is None or EventType.TX_CONFIRMED not in sub.events:
+                # Unsubscribed meanwhile: nothing is due any more; let the window forget it.
+                settled = replace(activity, confirm_at=None)
+                self._activities[key] = settled
+                changed.append(settled)
+                continue
             confirmed = confirmed_event(activity, height - activity.block_number + 1, now)
             done = replace(activity, confirmed_event_id=confirmed.id)
             self._activities[key] = done
