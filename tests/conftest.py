@@ -70,6 +70,7 @@ class Harness:
         chain: dict[str, Any] | None = None,
         delivery: dict[str, Any] | None = None,
         name: str = "watcher.yaml",
+        sections: dict[str, Any] | None = None,
     ) -> Path:
         doc = {
             "store": {"path": str(self.store_path)},
@@ -94,6 +95,7 @@ class Harness:
             "subscriptions": [
                 {"chain": "dev", "secret": "${WATCHER_TEST_SECRET}", **sub} for sub in subscriptions
             ],
+            **(sections or {}),
         }
         path = self.tmp_path / name
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -105,7 +107,7 @@ class Harness:
     @asynccontextmanager
     async def running(self, path: Path) -> AsyncIterator[Daemon]:
         """Run a daemon on the config at ``path`` until the block ends, then stop it cleanly."""
-        daemon = Daemon(self.load(path))
+        daemon = Daemon(self.load(path), loader=self.load)
         task = asyncio.create_task(daemon.run(), name="daemon-under-test")
         ready = asyncio.create_task(daemon.ready.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,13 +13,13 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher import addresses, netguard
@@ -35,6 +35,9 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 # The Standard Webhooks retry schedule, in seconds.
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MIN_API_TOKEN_CHARS = 16
+Port = Annotated[int, Field(ge=0, le=65535)]
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
 _MAX_ISSUES_PER_FILE = 20
 
 # pydantic fails a union-typed field once per branch; one message says what the field takes.
@@ -112,12 +115,43 @@ class SubscriptionConfig(_Model):
     secret_file: Path | None = None
 
 
+class ApiConfig(_Model):
+    """The admin HTTP API: off unless this section is present."""
+
+    listen: IPvAnyAddress = LOOPBACK
+    port: Port
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+
+
+class MetricsConfig(_Model):
+    """Prometheus metrics and health checks: their own listener, no token."""
+
+    listen: IPvAnyAddress = LOOPBACK
+    port: Port
+    ready_max_lag_blocks: Annotated[int, Field(ge=0)] = 20
+    ready_max_poll_age_s: PositiveSeconds = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The admin API as the daemon runs it: where it listens and the resolved token."""
+
+    listen: str
+    port: int
+    token: str = field(repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+
+
 class _FileModel(_Model):
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     chains: Annotated[tuple[ChainConfig, ...], Field(min_length=1)]
     subscriptions: tuple[SubscriptionConfig, ...] = ()
+    api: ApiConfig | None = None
+    metrics: MetricsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +164,8 @@ class WatcherConfig:
     delivery: DeliveryConfig
     chains: tuple[ChainConfig, ...]
     subscriptions: tuple[Subscription, ...]
+    api: ApiSettings | None = None
+    metrics: MetricsConfig | None = None
 
     def chain(self, name: str) -> ChainConfig:
         """The chain called ``name``; it exists, since subscriptions were checked against it."""
@@ -168,6 +204,7 @@ def parse_config(
     except ValidationError as exc:
         checks.extend(_pydantic_issues(exc, data, doc))
     subscriptions = _build_subscriptions(data, base_dir, doc, checks)
+    api = _build_api(data, model, base_dir, doc, checks)
     # A value whose variable is unset is already reported; what is left of it after
     # interpolation would only fail again, misleadingly ("at least 16 bytes").
     unset = {format_loc(loc) for loc in doc.unset}
@@ -181,6 +218,8 @@ def parse_config(
         delivery=model.delivery,
         chains=model.chains,
         subscriptions=subscriptions,
+        api=api,
+        metrics=model.metrics,
     )
 
 
@@ -647,3 +686,68 @@ def _subscription_secret(
     except SecretFormatError as exc:
         issues.append(doc.issue(secret_loc, str(exc)))
         return None
+
+
+# --- the admin API and metrics listeners ------------------------------------------------
+
+
+def _build_api(
+    data: Mapping[str, Any],
+    model: _FileModel | None,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> ApiSettings | None:
+    """The API settings with the token resolved; None when the section is absent or bad."""
+    api = _valid(ApiConfig, data.get("api")) if isinstance(data.get("api"), dict) else None
+    metrics = _valid(MetricsConfig, data.get("metrics")) if model is None else model.metrics
+    if api is None:
+        return None
+    if (
+        metrics is not None
+        and api.port != 0
+        and (api.listen, api.port) == (metrics.listen, metrics.port)
+    ):
+        message = "the metrics listener uses the same address and port; give each its own"
+        issues.append(doc.issue(("metrics", "port"), message))
+    token = _api_token(api, base_dir, doc, issues)
+    if token is None:
+        return None
+    return ApiSettings(str(api.listen), api.port, token, api.max_body_bytes)
+
+
+def _api_token(
+    api: ApiConfig, base_dir: Path, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> str | None:
+    loc: Loc = ("api",)
+    if (api.token is None) == (api.token_file is None):
+        issues.append(doc.issue((*loc, "token"), "give exactly one of token or token_file"))
+        return None
+    if api.token is not None:
+        original = doc.data["api"].get("token")
+        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
+            issues.append(
+                doc.issue(
+                    (*loc, "token"),
+                    "must be an environment reference like ${WATCHER_API_TOKEN} (or use "
+                    "token_file)",
+                )
+            )
+            return None
+        token = api.token.get_secret_value().strip()
+        token_loc: Loc = (*loc, "token")
+    else:
+        assert api.token_file is not None
+        token_loc = (*loc, "token_file")
+        path = _resolve(base_dir, api.token_file)
+        try:
+            token = _read_text(path).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            shown = doc.shown(token_loc, path, quote=False)
+            issues.append(doc.issue(token_loc, f"cannot read {shown}: {_read_error(exc)}"))
+            return None
+    if len(token) < MIN_API_TOKEN_CHARS or not token.isascii() or not token.isprintable():
+        message = f"the token must be at least {MIN_API_TOKEN_CHARS} printable ASCII characters"
+        issues.append(doc.issue(token_loc, message))
+        return None
+    return token
