@@ -226,6 +226,9 @@ class SQLiteStore:
         """Open (creating if needed) and migrate the store at ``path``."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # It holds the signing secrets of API-created subscriptions: owner only. SQLite
+            # gives its -wal and -shm files the database file's mode.
+            await asyncio.to_thread(path.touch, mode=0o600, exist_ok=True)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
