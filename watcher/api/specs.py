@@ -42,7 +42,7 @@ class _Model(BaseModel):
 class ConditionItem(_Model):
     """One condition (``key``, ``condition``, ``value``) or a group (``any:`` / ``all:``)."""
 
-    key: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    key: Annotated[str, Field(min_length=1)] | None = None
     condition: Operator | None = None
     value: Any = Field(
         default=None,
