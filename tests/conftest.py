@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 
+from tests.bitcoin_fixtures import bcoin, bsv, funded_bcoin, funded_bsv  # noqa: F401
 from tests.receiver import Receiver
 from watcher.config import WatcherConfig, load_config
 from watcher.daemon import Daemon
@@ -37,6 +40,27 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(0.02)  # poll
+
+
+def reset_logging() -> None:
+    """Undo :func:`watcher.logs.configure_logging`: structlog's defaults, no root handler."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "_StructlogHandler":
+            root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset_after_each_test() -> Iterator[None]:
+    """Restore logging after each test.
+
+    A test that runs the CLI in-process points logging at its captured stream, which pytest
+    closes when the test ends; later tests must not write into it.
+    """
+    yield
+    reset_logging()
 
 
 @pytest.fixture
@@ -78,7 +102,8 @@ class Harness:
             "delivery": {
                 "allow_networks": ["127.0.0.1/32"],
                 "poll_interval_s": 0.05,
-                "retry_schedule_s": [0.2],
+                "retry_schedule_s": [0.2] * 50,
+                "slow_down_min_s": 0.2,
                 **(delivery or {}),
             },
             "chains": [

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import datetime
 from pathlib import Path
 
 from tests.api_kit import API_TOKEN, api_client, service_sections
 from tests.conftest import Harness, wait_until
+from tests.delivery_kit import Request, scripted
 from tests.receiver import Receiver
+from tests.test_signatures_and_formats import verifies
 from watcher.addresses import checksum_ethereum
 from watcher.devchain import Anvil
 
 
-def webhook(chain: str = "dev", **fields: object) -> dict[str, object]:
-    return {"chain": chain, "events": ["tx.mined"], **fields}
+def webhook(**fields: object) -> dict[str, object]:
+    return {"chain": "dev", "events": ["tx.mined"], **fields}
+
+
+def key_of(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret."""
+    return base64.b64decode(secret.removeprefix("whsec_"))
 
 
 async def test_a_webhook_created_through_the_api_receives_signed_events(
@@ -81,26 +94,94 @@ async def test_api_webhooks_survive_a_restart_and_added_addresses_take_effect_at
         assert body["data"]["addresses"] == [checksum_ethereum(accounts[1])]
 
 
-async def test_a_rotated_secret_signs_the_next_webhook(
-    anvil: Anvil, receiver: Receiver, harness: Harness, tmp_path: Path
+async def test_an_api_webhook_uses_its_own_format_and_signature_from_its_first_event(
+    anvil: Anvil, harness: Harness, tmp_path: Path
 ) -> None:
     accounts = await anvil.accounts()
     config = harness.write_config(anvil.rpc_url, [], sections=service_sections(tmp_path))
-    async with harness.running(config) as daemon, api_client(daemon.api_url) as api:
-        _, body = await api.call(
-            "POST", "/api/webhooks", webhook(addresses=[accounts[1]], url=receiver.url)
+    async with (
+        scripted() as receiver,
+        harness.running(config) as daemon,
+        api_client(daemon.api_url) as api,
+    ):
+        fields: dict[str, object] = {
+            "format": "blox",
+            "blox": {"application": "newsroom"},
+            "signature": {
+                "scheme": "hmac-sha256",
+                "header": "X-Hook-Signature",
+                "encoding": "base64-hex",
+            },
+        }
+        status, body = await api.call(
+            "POST", "/api/webhooks", webhook(addresses=[accounts[1]], url=receiver.url(), **fields)
         )
-        old_secret, webhook_id = body["data"]["secret"], body["data"]["id"]
-        status, body = await api.call("POST", f"/api/webhooks/{webhook_id}/rotate-secret")
-        assert status == 200
-        assert body["data"]["id"] == webhook_id
-        assert body["data"]["secret"] != old_secret
-        receiver.secret = body["data"]["secret"]
+        assert status == 201, body
+        secret = body["data"]["secret"]
+        assert body["data"]["format"] == "blox"
+        assert body["data"]["blox"] == {"application": "newsroom"}
+        assert body["data"]["timeout_s"] == 15  # the daemon's default
 
         await anvil.send(accounts[0], accounts[1], 1)
         await anvil.mine()
-        await wait_until(lambda: len(receiver.received) == 1, what="the webhook")
-        assert receiver.rejected == 0
+        await wait_until(lambda: len(receiver.requests) == 1, what="the webhook")
+    (request,) = receiver.requests
+    payload = json.loads(request.body)
+    assert payload["application"] == "newsroom"
+    assert payload["event"] == "tx.mined"
+    digest = hmac.new(key_of(secret), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Hook-Signature"] == base64.b64encode(digest.encode()).decode()
+    assert verifies(secret, request)
+
+
+async def test_a_rotated_secret_keeps_the_old_one_signing_for_the_overlap(
+    anvil: Anvil, harness: Harness, tmp_path: Path
+) -> None:
+    accounts = await anvil.accounts()
+    config = harness.write_config(anvil.rpc_url, [], sections=service_sections(tmp_path))
+    async with (
+        scripted() as receiver,
+        harness.running(config) as daemon,
+        api_client(daemon.api_url) as api,
+    ):
+        _, body = await api.call(
+            "POST", "/api/webhooks", webhook(addresses=[accounts[1]], url=receiver.url())
+        )
+        first, webhook_id = body["data"]["secret"], body["data"]["id"]
+        status, body = await api.call("POST", f"/api/webhooks/{webhook_id}/rotate-secret")
+        assert status == 200, body
+        second = body["data"]["secret"]
+        overlap_ends = datetime.fromisoformat(body["data"]["previous_secret_until"]).timestamp()
+        assert abs(overlap_ends - (time.time() + 86400)) < 60  # the default overlap
+
+        async def one_more_webhook() -> Request:
+            seen = len(receiver.requests)
+            await anvil.send(accounts[0], accounts[1], 1)
+            await anvil.mine()
+            await wait_until(lambda: len(receiver.requests) > seen, what="the webhook")
+            return receiver.requests[-1]
+
+        during = await one_more_webhook()
+        assert len(during.headers["webhook-signature"].split()) == 2
+        assert verifies(first, during)
+        assert verifies(second, during)
+
+        # A leaked secret is retired at once.
+        status, body = await api.call(
+            "POST", f"/api/webhooks/{webhook_id}/rotate-secret", {"overlap_s": 0}
+        )
+        assert status == 200, body
+        assert body["data"]["previous_secret_until"] is None
+        third = body["data"]["secret"]
+        after = await one_more_webhook()
+        assert verifies(third, after)
+        assert not verifies(second, after)
+        assert not verifies(first, after)
+
+        status, body = await api.call(
+            "POST", f"/api/webhooks/{webhook_id}/rotate-secret", {"overlap_s": -1}
+        )
+        assert (status, body["errors"][0]["field"]) == (422, "overlap_s")
 
 
 async def test_every_request_needs_the_bearer_token(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.conftest import reset_logging
 from watcher.logs import configure_logging
 from watcher.store import SQLiteStore
 
@@ -23,12 +24,7 @@ def json_log() -> Iterator[io.StringIO]:
     try:
         yield out
     finally:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if type(handler).__name__ == "_StructlogHandler":
-                root.removeHandler(handler)
-        root.setLevel(logging.WARNING)
-        structlog.reset_defaults()
+        reset_logging()
 
 
 def test_a_library_traceback_is_one_json_line_like_ours(json_log: io.StringIO) -> None:

@@ -75,7 +75,8 @@ async def test_a_good_file_adds_changes_and_removes_subscriptions_without_a_rest
     async with harness.running(config) as daemon:
         harness.write_config(
             anvil.rpc_url,
-            [sub("shop", carol), sub("new", dave)],
+            # shop also changes its payload format: its next webhook has the new shape.
+            [{**sub("shop", carol), "format": "blox"}, sub("new", dave)],
             chain={"poll_interval_s": 0.06},
         )
         result = await reload(daemon)
@@ -97,6 +98,10 @@ async def test_a_good_file_adds_changes_and_removes_subscriptions_without_a_rest
     assert delivered == {("shop", "succeeded"), ("new", "succeeded")}
     matched = {r.payload["data"]["address"].lower() for r in receiver.received}
     assert matched == {carol, dave}
+    shapes = {
+        r.payload["data"]["address"].lower(): "application" in r.payload for r in receiver.received
+    }
+    assert shapes == {carol: True, dave: False}
 
 
 async def test_a_file_subscription_may_not_take_the_id_of_an_api_one(

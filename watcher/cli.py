@@ -5,6 +5,8 @@ Exit codes (also used by the systemd unit, e.g. ``RestartPreventExitStatus=``):
 * ``0``  (EXIT_OK): normal stop, including SIGTERM/SIGINT.
 * ``1``  (EXIT_FAILURE): the daemon failed at run time (store, node identity, a crash).
 * ``2``  (EXIT_CONFIG): the configuration is invalid; nothing was started.
+  Operator commands (``deliveries``, ``subscriptions``, ``test-webhook``) exit 1 when what
+  they name does not exist or, for ``test-webhook``, when the endpoint did not answer 2xx.
 * ``64`` (EXIT_USAGE): the command line itself is wrong.
 """
 
@@ -14,9 +16,10 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
@@ -81,7 +84,47 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="exit after this many verified webhooks (default: run until Ctrl-C)",
     )
+    _add_operator_commands(commands, with_config)
     return parser
+
+
+def _add_operator_commands(commands: Any, with_config: Callable[[Any], None]) -> None:
+    deliveries = commands.add_parser(
+        "deliveries", help="inspect and re-queue webhook deliveries (safe while the daemon runs)"
+    )
+    what = deliveries.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = what.add_parser("list", help="list deliveries, newest last")
+    with_config(listing)
+    listing.add_argument("--subscription", help="only this subscription")
+    listing.add_argument("--status", choices=["pending", "succeeded", "failed"])
+    listing.add_argument(
+        "--since", help="created since: 2026-11-23T10:00:00Z, or an age: 30m, 2h, 7d"
+    )
+    listing.add_argument("--limit", type=int, default=50, help="show the latest N (default 50)")
+    show = what.add_parser("show", help="one delivery with its request body and attempts")
+    with_config(show)
+    show.add_argument("id", type=int)
+    retry = what.add_parser("retry", help="send one delivery again now")
+    with_config(retry)
+    retry.add_argument("id", type=int)
+    replay = what.add_parser("replay", help="re-queue every delivery that failed in a window")
+    with_config(replay)
+    replay.add_argument("--subscription", required=True)
+    replay.add_argument("--since", required=True, help="failed since (time or age, as for list)")
+    replay.add_argument("--until", help="failed before (default: now)")
+
+    subs = commands.add_parser("subscriptions", help="subscription status, enable and disable")
+    action = subs.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    with_config(action.add_parser("list", help="status, error count and last success"))
+    for name, text in (("enable", "enable and deliver the backlog"), ("disable", "stop sending")):
+        cmd = action.add_parser(name, help=text)
+        with_config(cmd)
+        cmd.add_argument("subscription")
+    test = commands.add_parser(
+        "test-webhook", help="send a signed sample event to a subscription and show the answer"
+    )
+    with_config(test)
+    test.add_argument("subscription")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +136,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args.config)
     if args.command == "demo":
         return _demo(args.anvil, args.max_webhooks)
-    raise AssertionError(args.command)
+    return _operate(args)
+
+
+def _operate(args: argparse.Namespace) -> int:
+    """The operator commands: one action on the store (or one test request), then print."""
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    command = f"{args.command} {getattr(args, 'action', '')}".strip()
+    try:
+        ok, lines = asyncio.run(_operation(command, args, config))
+    except ValueError as exc:  # a bad time on the command line
+        print(f"watcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WatcherError as exc:
+        print(f"watcher: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    for line in lines:
+        print(line)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+async def _operation(
+    command: str, args: argparse.Namespace, config: WatcherConfig
+) -> tuple[bool, list[str]]:
+    from watcher import admin, reports
+
+    now = time.time()
+    if command == "deliveries list":
+        since = None if args.since is None else admin.parse_when(args.since, now)
+        rows = await admin.list_deliveries(
+            config, subscription=args.subscription, status=args.status, since=since,
+            limit=args.limit,
+        )  # fmt: skip
+        return True, reports.deliveries_table(rows)
+    if command == "deliveries show":
+        record, attempts = await admin.show_delivery(config, args.id)
+        return True, reports.delivery_details(record, attempts)
+    if command == "deliveries retry":
+        await admin.retry_delivery(config, args.id)
+        return True, [f"delivery {args.id} is due now"]
+    if command == "deliveries replay":
+        since = admin.parse_when(args.since, now)
+        until = now if args.until is None else admin.parse_when(args.until, now)
+        count = await admin.replay(config, args.subscription, since, until)
+        return True, [f"re-queued {count} failed deliveries of {args.subscription}"]
+    if command == "subscriptions list":
+        return True, reports.subscriptions_table(await admin.subscriptions(config))
+    if command in ("subscriptions enable", "subscriptions disable"):
+        enable = args.action == "enable"
+        changed = await admin.set_enabled(config, args.subscription, enable)
+        state = "enabled" if enable else "disabled"
+        return True, [f"{args.subscription} {state}" + ("" if changed else " (already)")]
+    if command == "test-webhook":
+        event, result = await admin.test_webhook(config, args.subscription)
+        return result.ok, reports.test_webhook_result(event, result)
+    raise AssertionError(command)
 
 
 def _load(path: Path) -> WatcherConfig | None:

@@ -14,8 +14,9 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -25,19 +26,42 @@ from pydantic_core import ErrorDetails
 from watcher import addresses, netguard
 from watcher.conditions import ALWAYS, Condition, ConditionError, parse_conditions
 from watcher.errors import ConfigError, ConfigIssue
-from watcher.models import Direction, EventType, Kind, Subscription
+from watcher.formats import api_token_md5
+from watcher.models import (
+    STANDARD_RETRY_SCHEDULE_S,
+    DeliverySettings,
+    Direction,
+    EventType,
+    FormatOptions,
+    Kind,
+    PayloadFormat,
+    RetryPolicy,
+    SignatureScheme,
+    SignatureSettings,
+    Subscription,
+)
 from watcher.signing import SecretFormatError, parse_secret
 from watcher.tracker import REORG_WINDOW
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+Seconds = Annotated[float, Field(ge=0)]
+Schedule = Annotated[tuple[PositiveSeconds, ...], Field(min_length=1, max_length=100)]
+Concurrency = Annotated[int, Field(ge=1, le=1024)]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")]
+Label = Annotated[str, Field(min_length=1, max_length=200)]
 
 # The Standard Webhooks retry schedule, in seconds.
-DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+DEFAULT_RETRY_SCHEDULE_S = STANDARD_RETRY_SCHEDULE_S
+# Headers watcher sets itself; a compatibility signature may not take their place.
+_RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "x-request-id"}
+)
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MIN_API_TOKEN_CHARS = 16
 Port = Annotated[int, Field(ge=0, le=65535)]
 LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+DEFAULT_ROTATION_OVERLAP_S = 86400.0
 _MAX_ISSUES_PER_FILE = 20
 
 # pydantic fails a union-typed field once per branch; one message says what the field takes.
@@ -65,17 +89,50 @@ class LogConfig(_Model):
 
 
 class DeliveryConfig(_Model):
-    """How webhooks leave the outbox."""
+    """How webhooks leave the outbox; subscriptions may override the policy keys."""
 
-    concurrency: Annotated[int, Field(ge=1, le=1024)] = 16
+    concurrency: Concurrency = 32
+    endpoint_concurrency: Concurrency = 8
     connect_timeout_s: PositiveSeconds = 5.0
     timeout_s: PositiveSeconds = 15.0
-    retry_schedule_s: Annotated[tuple[PositiveSeconds, ...], Field(min_length=1)] = (
-        DEFAULT_RETRY_SCHEDULE_S
-    )
+    retry_schedule_s: Schedule = DEFAULT_RETRY_SCHEDULE_S
+    retry_after_max_s: Seconds = 86400.0
+    slow_down_min_s: Seconds = 60.0
+    disable_after_s: Seconds = 5 * 86400.0
+    disable_after_exhausted: Annotated[int, Field(ge=1)] = 3
+    attempt_log_retention_days: Annotated[float, Field(gt=0)] = 30.0
     poll_interval_s: PositiveSeconds = 1.0
     drain_timeout_s: PositiveSeconds = 10.0
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+class SignatureConfig(_Model):
+    """An extra signature header for receivers written for another service."""
+
+    scheme: SignatureScheme = SignatureScheme.STANDARD
+    header: HeaderName | None = None
+    encoding: Literal["hex", "base64", "base64-hex"] = "hex"
+
+
+class BlockSDKConfig(_Model):
+    """Labels of the ``blocksdk`` payload format."""
+
+    webhook_id: int | Label | None = None
+    symbol: Label = "eth"
+    api_token: SecretStr
+
+
+class BlockVisionConfig(_Model):
+    """Labels of the ``blockvision`` payload format."""
+
+    app: Label | None = None
+    network: Label = "Mainnet"
+
+
+class BloxConfig(_Model):
+    """Labels of the ``blox`` payload format."""
+
+    application: Label = "watcher"
 
 
 class ChainConfig(_Model):
@@ -113,6 +170,26 @@ class SubscriptionConfig(_Model):
     url: str
     secret: SecretStr | None = None
     secret_file: Path | None = None
+    previous_secret: SecretStr | None = None
+    previous_secret_file: Path | None = None
+    previous_secret_until: datetime | None = None
+    format: PayloadFormat = PayloadFormat.NATIVE
+    blocksdk: BlockSDKConfig | None = None
+    blockvision: BlockVisionConfig | None = None
+    blox: BloxConfig | None = None
+    signature: SignatureConfig = SignatureConfig()
+    ordered: bool = False
+    delay_s: Seconds = 0.0
+    rate_limit_per_s: Annotated[float, Field(gt=0)] | None = None
+    # Overrides of the delivery defaults.
+    endpoint_concurrency: Concurrency | None = None
+    connect_timeout_s: PositiveSeconds | None = None
+    timeout_s: PositiveSeconds | None = None
+    retry_schedule_s: Schedule | None = None
+    retry_after_max_s: Seconds | None = None
+    slow_down_min_s: Seconds | None = None
+    disable_after_s: Seconds | None = None
+    disable_after_exhausted: Annotated[int, Field(ge=1)] | None = None
 
 
 class ApiConfig(_Model):
@@ -123,6 +200,8 @@ class ApiConfig(_Model):
     token: SecretStr | None = None
     token_file: Path | None = None
     max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    # How long a secret replaced through the API still signs (next to the new one).
+    rotation_overlap_s: Seconds = DEFAULT_ROTATION_OVERLAP_S
 
 
 class MetricsConfig(_Model):
@@ -142,6 +221,7 @@ class ApiSettings:
     port: int
     token: str = field(repr=False)
     max_body_bytes: int = 4 * 1024 * 1024
+    rotation_overlap_s: float = DEFAULT_ROTATION_OVERLAP_S
 
 
 class _FileModel(_Model):
@@ -496,8 +576,9 @@ def _build_subscriptions(
             issues.append(doc.issue((*loc, "conditions", *exc.path), exc.message))
         _check_url(sub.url, delivery, (*loc, "url"), doc, issues)
         secret = _subscription_secret(sub, loc, base_dir, doc, issues)
+        settings = _delivery_settings(sub, delivery or DeliveryConfig(), loc, base_dir, doc, issues)
         found = chains.get(sub.chain)
-        if found is None or secret is None or len(issues) > before:
+        if found is None or secret is None or settings is None or len(issues) > before:
             continue
         built.append(
             Subscription(
@@ -512,9 +593,182 @@ def _build_subscriptions(
                 kinds=frozenset(sub.kinds),
                 direction=None if sub.direction == "any" else Direction(sub.direction),
                 condition=condition,
+                delivery=settings,
             )
         )
     return tuple(built)
+
+
+def _delivery_settings(
+    sub: SubscriptionConfig,
+    defaults: DeliveryConfig,
+    loc: Loc,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> DeliverySettings | None:
+    """The subscription's delivery policy: its own keys, else the ``delivery`` defaults."""
+    before = len(issues)
+    for where, message in delivery_key_problems(sub, blocksdk_given=sub.blocksdk is not None):
+        issues.append(doc.issue((*loc, *where), message))
+    blocksdk: FormatOptions | None = None
+    if sub.blocksdk is not None:
+        token = _env_only(sub.blocksdk.api_token, (*loc, "blocksdk", "api_token"), doc, issues)
+        blocksdk = FormatOptions(
+            blocksdk_webhook_id=sub.blocksdk.webhook_id,
+            blocksdk_symbol=sub.blocksdk.symbol,
+            blocksdk_api_token_md5=None if token is None else api_token_md5(token),
+        )
+    previous: bytes | None = None
+    until: float | None = None
+    if sub.previous_secret is not None or sub.previous_secret_file is not None:
+        previous = _read_key(sub, "previous_secret", loc, base_dir, doc, issues)
+        if sub.previous_secret_until is None:
+            issues.append(
+                doc.issue(
+                    (*loc, "previous_secret_until"),
+                    "is required with previous_secret: when the overlap ends",
+                )
+            )
+        else:
+            when = sub.previous_secret_until
+            until = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    elif sub.previous_secret_until is not None:
+        issues.append(
+            doc.issue((*loc, "previous_secret_until"), "only makes sense with previous_secret")
+        )
+    if len(issues) > before:
+        return None
+    return delivery_settings(sub, defaults, format_options(sub, blocksdk), previous, until)
+
+
+# --- per-subscription delivery keys, shared with the admin API --------------------------
+
+
+class DeliveryKeys(Protocol):
+    """A subscription's delivery keys, as the file and the admin API both give them.
+
+    The policy keys are overrides: None takes the ``delivery`` section's value. The
+    ``blocksdk`` labels are not here: the file and the API hold its token differently.
+    """
+
+    @property
+    def format(self) -> PayloadFormat: ...
+    @property
+    def signature(self) -> SignatureConfig: ...
+    @property
+    def blockvision(self) -> BlockVisionConfig | None: ...
+    @property
+    def blox(self) -> BloxConfig | None: ...
+    @property
+    def ordered(self) -> bool: ...
+    @property
+    def delay_s(self) -> float: ...
+    @property
+    def rate_limit_per_s(self) -> float | None: ...
+    @property
+    def endpoint_concurrency(self) -> int | None: ...
+    @property
+    def connect_timeout_s(self) -> float | None: ...
+    @property
+    def timeout_s(self) -> float | None: ...
+    @property
+    def retry_schedule_s(self) -> tuple[float, ...] | None: ...
+    @property
+    def retry_after_max_s(self) -> float | None: ...
+    @property
+    def slow_down_min_s(self) -> float | None: ...
+    @property
+    def disable_after_s(self) -> float | None: ...
+    @property
+    def disable_after_exhausted(self) -> int | None: ...
+
+
+def delivery_key_problems(keys: DeliveryKeys, *, blocksdk_given: bool) -> list[tuple[Loc, str]]:
+    """What the delivery keys get wrong together, each at its place under the subscription."""
+    problems: list[tuple[Loc, str]] = []
+    signature = keys.signature
+    if signature.scheme is SignatureScheme.HMAC_SHA256:
+        if signature.header is None:
+            problems.append(
+                (("signature", "scheme"), "hmac-sha256 needs a header, e.g. X-Hook-Signature")
+            )
+        elif signature.header.lower() in _RESERVED_HEADERS or signature.header.lower().startswith(
+            "webhook-"
+        ):
+            problems.append((("signature", "header"), "is a header watcher sets itself"))
+    elif signature.header is not None:
+        problems.append((("signature", "header"), "is only used with scheme hmac-sha256"))
+    if signature.scheme is SignatureScheme.BLOCKVISION and keys.format not in (
+        PayloadFormat.NATIVE,
+        PayloadFormat.BLOCKVISION,
+    ):
+        problems.append(
+            (
+                ("signature", "scheme"),
+                "blockvision signs the body's timestamp: use format blockvision or native",
+            )
+        )
+    given = {
+        PayloadFormat.BLOCKSDK: blocksdk_given,
+        PayloadFormat.BLOCKVISION: keys.blockvision is not None,
+        PayloadFormat.BLOX: keys.blox is not None,
+    }
+    for fmt, present in given.items():
+        if present and keys.format is not fmt:
+            problems.append(((fmt.value,), f"is only used with format {fmt.value}"))
+    if keys.format is PayloadFormat.BLOCKSDK and not blocksdk_given:
+        problems.append((("blocksdk",), "format blocksdk needs blocksdk.api_token"))
+    return problems
+
+
+def format_options(keys: DeliveryKeys, blocksdk: FormatOptions | None = None) -> FormatOptions:
+    """The labels of the subscription's payload format; ``blocksdk``'s come resolved."""
+    if keys.format is PayloadFormat.BLOCKSDK and blocksdk is not None:
+        return blocksdk
+    if keys.format is PayloadFormat.BLOCKVISION and keys.blockvision is not None:
+        return FormatOptions(
+            blockvision_app=keys.blockvision.app, blockvision_network=keys.blockvision.network
+        )
+    if keys.format is PayloadFormat.BLOX and keys.blox is not None:
+        return FormatOptions(blox_application=keys.blox.application)
+    return FormatOptions()
+
+
+def delivery_settings(
+    keys: DeliveryKeys,
+    defaults: DeliveryConfig,
+    options: FormatOptions,
+    previous_secret: bytes | None = None,
+    previous_secret_until: float | None = None,
+) -> DeliverySettings:
+    """The settings of valid keys: each policy key the subscription's own, else the default."""
+
+    def pick(name: str) -> Any:
+        own = getattr(keys, name)
+        return own if own is not None else getattr(defaults, name)
+
+    signature = keys.signature
+    return DeliverySettings(
+        format=keys.format,
+        format_options=options,
+        signature=SignatureSettings(signature.scheme, signature.header, signature.encoding),
+        previous_secret=previous_secret,
+        previous_secret_until=previous_secret_until,
+        policy=RetryPolicy(
+            schedule_s=tuple(pick("retry_schedule_s")),
+            retry_after_max_s=pick("retry_after_max_s"),
+            slow_down_min_s=pick("slow_down_min_s"),
+            disable_after_s=pick("disable_after_s"),
+            disable_after_exhausted=pick("disable_after_exhausted"),
+        ),
+        connect_timeout_s=pick("connect_timeout_s"),
+        timeout_s=pick("timeout_s"),
+        endpoint_concurrency=pick("endpoint_concurrency"),
+        rate_limit_per_s=keys.rate_limit_per_s,
+        ordered=keys.ordered,
+        delay_s=keys.delay_s,
+    )
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -655,37 +909,62 @@ def _subscription_secret(
     doc: _YamlDocument,
     issues: list[ConfigIssue],
 ) -> bytes | None:
-    if (sub.secret is None) == (sub.secret_file is None):
-        issues.append(doc.issue((*loc, "secret"), "give exactly one of secret or secret_file"))
+    return _read_key(sub, "secret", loc, base_dir, doc, issues)
+
+
+def _read_key(
+    sub: SubscriptionConfig,
+    name: Literal["secret", "previous_secret"],
+    loc: Loc,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> bytes | None:
+    """A signing key given as ``name`` (an environment reference) or ``{name}_file``."""
+    inline: SecretStr | None = getattr(sub, name)
+    file: Path | None = getattr(sub, f"{name}_file")
+    if (inline is None) == (file is None):
+        issues.append(doc.issue((*loc, name), f"give exactly one of {name} or {name}_file"))
         return None
-    if sub.secret is not None:
-        # The file must hold a reference, never the secret: check the text as written.
-        original = doc.data["subscriptions"][loc[1]].get("secret")
-        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
-            issues.append(
-                doc.issue(
-                    (*loc, "secret"),
-                    "must be an environment reference like ${MY_SECRET} (or use secret_file)",
-                )
-            )
+    if inline is not None:
+        key_loc: Loc = (*loc, name)
+        text = _env_only(inline, key_loc, doc, issues, f"or use {name}_file")
+        if text is None:
             return None
-        text = sub.secret.get_secret_value()
-        secret_loc: Loc = (*loc, "secret")
     else:
-        assert sub.secret_file is not None
-        secret_loc = (*loc, "secret_file")
-        path = _resolve(base_dir, sub.secret_file)
+        assert file is not None
+        key_loc = (*loc, f"{name}_file")
+        path = _resolve(base_dir, file)
         try:
             text = _read_text(path).strip()
         except (OSError, UnicodeDecodeError) as exc:
-            shown = doc.shown(secret_loc, path, quote=False)
-            issues.append(doc.issue(secret_loc, f"cannot read {shown}: {_read_error(exc)}"))
+            shown = doc.shown(key_loc, path, quote=False)
+            issues.append(doc.issue(key_loc, f"cannot read {shown}: {_read_error(exc)}"))
             return None
     try:
         return parse_secret(text)
     except SecretFormatError as exc:
-        issues.append(doc.issue(secret_loc, str(exc)))
+        issues.append(doc.issue(key_loc, str(exc)))
         return None
+
+
+def _env_only(
+    value: SecretStr, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue], alt: str = ""
+) -> str | None:
+    """The value of a secret that the file must give as a ``${VAR}`` reference, never inline."""
+    original: Any = doc.data
+    for part in loc:
+        if isinstance(original, dict):
+            original = original.get(part)
+        elif isinstance(original, list) and isinstance(part, int) and part < len(original):
+            original = original[part]
+        else:
+            original = None
+    if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
+        hint = f" ({alt})" if alt else ""
+        issues.append(doc.issue(loc, f"must be an environment reference like ${{MY_SECRET}}{hint}"))
+        return None
+    return value.get_secret_value()
 
 
 # --- the admin API and metrics listeners ------------------------------------------------
@@ -713,7 +992,7 @@ def _build_api(
     token = _api_token(api, base_dir, doc, issues)
     if token is None:
         return None
-    return ApiSettings(str(api.listen), api.port, token, api.max_body_bytes)
+    return ApiSettings(str(api.listen), api.port, token, api.max_body_bytes, api.rotation_overlap_s)
 
 
 def _api_token(

@@ -1,4 +1,5 @@
-"""Wiring and lifecycle: open resources, run one follower per chain and the delivery worker.
+"""Wiring and lifecycle: open resources, run one follower per chain, the delivery worker and
+the attempt-log pruner.
 
 Resources are opened on an AsyncExitStack and the loops run as named tasks of one TaskGroup,
 so a crash in any of them cancels the others visibly. SIGTERM and SIGINT set the stop event:
@@ -7,8 +8,10 @@ within ``delivery.drain_timeout_s``, the listeners close, and the store is close
 SIGHUP reloads the configuration file's subscriptions (see :mod:`watcher.reload`).
 
 Subscriptions live in one :class:`~watcher.registry.SubscriptionRegistry`, filled from the
-file and from the store's API-created subscriptions; the followers listen to it and the
-delivery worker reads it, so the admin API and reloads reach them without a restart.
+file and from the store's API-created subscriptions. The followers and the delivery worker
+listen to it and the outbox planner reads it, so a subscription created through the admin
+API or changed by a reload is matched, rendered in its format and delivered under its own
+policy without a restart.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import structlog
 
 from watcher import __version__
 from watcher.api.app import build_app
-from watcher.api.manager import WebhookManager
+from watcher.api.manager import Keys, WebhookManager
 from watcher.api.specs import Context, stored_entry
+from watcher.attempts import webhook_session
 from watcher.chains.ethereum import EthereumClient
 from watcher.config import WatcherConfig, load_config
-from watcher.delivery import DeliveryWorker, webhook_session
+from watcher.delivery import DeliveryWorker
 from watcher.errors import ConfigError
 from watcher.follower import ChainFollower
 from watcher.health import HealthChecks, health_app
 from watcher.heartbeat import Heartbeat
 from watcher.listen import serve_app
 from watcher.metrics import Metrics
+from watcher.outbox import OutboxPlanner
 from watcher.registry import Change, Entry, SubscriptionRegistry, file_entries
 from watcher.reload import Reloader, id_conflicts
+from watcher.retention import AttemptLogPruner
 from watcher.sdnotify import Notifier
 from watcher.store import SQLiteStore
 
@@ -58,6 +64,7 @@ class Daemon:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     followers: list[ChainFollower] = field(default_factory=list)
+    worker: DeliveryWorker | None = None
     registry: SubscriptionRegistry = field(default_factory=SubscriptionRegistry)
     metrics: Metrics = field(default_factory=Metrics)
     reloader: Reloader | None = None
@@ -77,26 +84,34 @@ class Daemon:
         config = self.config
         async with AsyncExitStack() as stack:
             stack.callback(self.notifier.close)
-            store = await SQLiteStore.open(config.store.path)
+            store = await SQLiteStore.open(config.store.path, planner=OutboxPlanner(self.registry))
             stack.push_async_callback(store.close)
             released = await store.release_leases()
             if released:
                 log.info("delivery_leases_released", count=released)
+            delivery = config.delivery
             context = Context(
                 chains={c.name: c for c in config.chains},
-                allow_networks=config.delivery.allow_networks,
+                allow_networks=delivery.allow_networks,
+                delivery=delivery,
             )
-            manager = WebhookManager(store, self.registry, context)
+            hooks = await stack.enter_async_context(
+                webhook_session(delivery.allow_networks, delivery.concurrency)
+            )
+            self.worker = worker = DeliveryWorker(
+                store=store, subscriptions=(), session=hooks, config=delivery, metrics=self.metrics
+            )
+            # Registered first: loading the subscriptions hands them to the worker.
+            self.registry.listen(self._apply_change)
+            manager = WebhookManager(
+                store,
+                self.registry,
+                context,
+                rotation_overlap_s=config.api.rotation_overlap_s if config.api else 0.0,
+            )
             await self._load_subscriptions(store, manager, context)
             rpc = await stack.enter_async_context(aiohttp.ClientSession())
-            hooks = await stack.enter_async_context(webhook_session(config.delivery))
-            worker = DeliveryWorker(
-                store=store,
-                subscriptions=self.registry,
-                session=hooks,
-                config=config.delivery,
-                metrics=self.metrics,
-            )
+            pruner = AttemptLogPruner(store, delivery.attempt_log_retention_days * 86400.0)
             self.followers = [
                 ChainFollower(
                     chain=chain.name,
@@ -115,7 +130,6 @@ class Daemon:
                 )
                 for chain in config.chains
             ]
-            self.registry.listen(self._apply_change)
             heartbeat = Heartbeat(self.notifier, self.followers)
             self.reloader = Reloader(config, self.registry, self.loader, heartbeat)
             if config.api is not None:
@@ -150,6 +164,7 @@ class Daemon:
                 for follower in self.followers:
                     tasks.create_task(follower.run(self.stop), name=f"follow:{follower.chain}")
                 tasks.create_task(worker.run(self.stop), name="deliver")
+                tasks.create_task(pruner.run(self.stop), name="prune-attempts")
                 tasks.create_task(self.reloader.run(self.stop), name="reload")
                 if self.notifier.enabled:
                     tasks.create_task(heartbeat.run(self.stop), name="heartbeat")
@@ -166,8 +181,17 @@ class Daemon:
             raise ConfigError(str(config.source), conflicts)
         entries: list[Entry] = file_entries(config.subscriptions, context.chains)
         for s in stored:
-            entry = stored_entry(s.id, s.spec, s.secret, s.created_at, s.updated_at, context)
-            manager.remember_secret(s.id, s.secret)
+            entry = stored_entry(
+                s.id,
+                s.spec,
+                s.secret,
+                s.created_at,
+                s.updated_at,
+                context,
+                s.previous_secret,
+                s.previous_secret_until,
+            )
+            manager.remember_keys(s.id, Keys(s.secret, s.previous_secret, s.previous_secret_until))
             if entry.problem is not None:
                 log.warning("subscription_not_running", subscription=s.id, reason=entry.problem)
             entries.append(entry)
@@ -177,6 +201,8 @@ class Daemon:
         for follower in self.followers:
             if follower.chain in change.chains:
                 follower.set_subscriptions(self.registry.for_chain(follower.chain))
+        if self.worker is not None:
+            self.worker.set_subscriptions(self.registry.values())
 
 
 async def serve(config: WatcherConfig) -> None:

@@ -1,88 +1,88 @@
-"""Outbox workers: claim due deliveries, POST them signed, record the result.
+"""Outbox workers: claim due deliveries, POST them signed, record each attempt and its outcome.
 
-A delivery is claimed with a lease, sent without any store transaction open, then either
-completed (2xx) or rescheduled with the next backoff step. Retry state lives only in the
-store, so a crash or restart loses nothing: an unfinished delivery is simply sent again
-with the same ``webhook-id``, which receivers use to deduplicate.
+One loop owns all store access: it records the attempts that finished since it last looked
+(one transaction for the whole batch), then claims as many due deliveries as the caps allow
+(:class:`~watcher.scheduling.Slots`) with a lease, and starts one task per request. The
+requests themselves never touch the store, so no write transaction is open across an HTTP
+request. Retry state lives only in the store: a crash between a request and its record loses
+nothing, the lease is released at the next start and the delivery is sent again with the same
+``webhook-id``, which receivers deduplicate on.
+
+The subscriptions can change while the worker runs (the admin API, a SIGHUP reload):
+:meth:`DeliveryWorker.set_subscriptions` takes the new set, requests in flight finish
+under the settings they started with, and each new subscription gets its state row in the
+store before any of its deliveries is claimed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterable
 
 import aiohttp
 import structlog
 
-from watcher import __version__
+from watcher.attempts import AttemptResult, post_webhook
 from watcher.config import DeliveryConfig
 from watcher.metrics import Metrics
 from watcher.models import DeliveryJob, Subscription
-from watcher.netguard import BlockedAddressError, GuardedResolver, refusal
-from watcher.retry import delivery_delay
-from watcher.signing import sign
-from watcher.store import Store
+from watcher.policy import DeliveryStatus, ErrorClass, auto_disable_reason, decide
+from watcher.scheduling import Slots
+from watcher.store import FinishedAttempt, Store
 
 log = structlog.get_logger()
 
-USER_AGENT = f"watcher/{__version__}"
-# Only this much of a response body is read: receivers are expected to answer quickly.
-MAX_RESPONSE_BYTES = 64 * 1024
-# A delivery whose subscription is gone from the configuration waits this long between looks.
-UNKNOWN_SUBSCRIPTION_RETRY_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
-    """How one POST ended: an HTTP status, or an error class and message."""
-
-    status: int | None
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
-def webhook_session(config: DeliveryConfig) -> aiohttp.ClientSession:
-    """The HTTP client for callbacks: guarded resolver, bounded pool, no cookies."""
-    connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(config.allow_networks), limit=config.concurrency
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=config.timeout_s, connect=config.connect_timeout_s),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": USER_AGENT},
-    )
+# A lease outlives the longest request by this much, so it never expires under a live attempt.
+LEASE_MARGIN_S = 30.0
 
 
 class DeliveryWorker:
-    """Sends due deliveries with at most ``config.concurrency`` requests in flight."""
+    """Sends due deliveries within the concurrency caps and records every attempt."""
 
     def __init__(
         self,
         *,
         store: Store,
-        subscriptions: Mapping[str, Subscription],
+        subscriptions: Iterable[Subscription],
         session: aiohttp.ClientSession,
         config: DeliveryConfig,
         clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
     ) -> None:
         self._store = store
-        self._metrics = metrics or Metrics()
-        self._subscriptions = subscriptions
         self._session = session
         self._config = config
         self._clock = clock
+        self._rand = rand
+        self._metrics = metrics or Metrics()
+        self._subs: dict[str, Subscription] = {}
+        self._slots = Slots((), config.concurrency, clock())
+        self._unsynced: set[str] = set()
+        self._lease_s = LEASE_MARGIN_S
         self._wakeup = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._lease_s = config.timeout_s + 30.0
+        self._in_flight: dict[asyncio.Task[FinishedAttempt], DeliveryJob] = {}
+        self._finished: list[FinishedAttempt] = []
+        self._started = 0
+        self.set_subscriptions(subscriptions)
+
+    def set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Deliver for this set of subscriptions from now on.
+
+        The store learns the new ones before the next claim (a delivery is only claimed for a
+        subscription with an ``active`` state row); the deliveries of a removed one stay
+        queued until a subscription with its id exists again.
+        """
+        subs = {s.id: s for s in subscriptions}
+        self._unsynced |= subs.keys() - self._subs.keys()
+        self._subs = subs
+        self._slots.update(subs.values(), self._clock())
+        longest = max((s.delivery.timeout_s for s in subs.values()), default=0.0)
+        # Never shorter than before: a lease taken under a longer timeout may still be running.
+        self._lease_s = max(self._lease_s, longest + LEASE_MARGIN_S)
+        self._wakeup.set()
 
     def notify(self) -> None:
         """New deliveries were written: look for due work now rather than at the next poll."""
@@ -90,142 +90,195 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then drain in-flight requests within the bound."""
-        stop_waiter = asyncio.create_task(stop.wait(), name="delivery:stop")
+        relay = asyncio.create_task(self._wake_on(stop), name="delivery:stop")
         try:
-            while not stop.is_set():
+            while True:
                 self._wakeup.clear()
-                await self._claim_and_start()
-                timeout = await self._idle_timeout()
-                wake = asyncio.create_task(self._wakeup.wait(), name="delivery:wake")
-                await asyncio.wait(
-                    {wake, stop_waiter}, timeout=timeout, return_when="FIRST_COMPLETED"
-                )
-                wake.cancel()
+                if stop.is_set():
+                    break
+                # Start new requests first: what just finished stays leased until recorded.
+                saturated = await self._claim_and_start()
+                await self._record_finished()
+                timeout = await self._idle_timeout(query_store=not saturated)
+                try:
+                    async with asyncio.timeout(timeout):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
         finally:
-            stop_waiter.cancel()
+            relay.cancel()
             await self._drain()
+            await self._record_finished()
 
     async def run_once(self) -> int:
-        """Send every delivery due now and wait for them; returns how many were attempted."""
+        """Send every delivery due now, wait for them and record them; returns how many."""
         total = 0
         while True:
-            started = await self._claim_and_start()
-            if not started:
-                break
-            total += started
-            await asyncio.gather(*self._in_flight)
-        return total
+            before = self._started
+            await self._claim_and_start()
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight))
+            await self._record_finished()
+            if self._started == before:
+                return total
+            total += self._started - before
 
-    async def _claim_and_start(self) -> int:
-        free = self._config.concurrency - len(self._in_flight)
-        if free <= 0:
-            return 0
-        jobs = await self._store.claim_due(self._clock(), free, self._lease_s)
-        for job in jobs:
-            task = asyncio.create_task(self._deliver(job), name=f"deliver:{job.id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._finished)
-        return len(jobs)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
         self._wakeup.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery_task_crashed", error=repr(task.exception()))
 
-    async def _idle_timeout(self) -> float:
-        poll = self._config.poll_interval_s
-        if len(self._in_flight) >= self._config.concurrency:
-            return poll
+    async def _claim_and_start(self) -> bool:
+        """Claim and start what the caps allow; True if every quota was used up."""
+        if self._unsynced:
+            ids = sorted(self._unsynced)
+            await self._store.sync_subscriptions(ids, self._clock())
+            self._unsynced.difference_update(ids)
         now = self._clock()
-        due = await self._store.next_due(now)
-        if due is None:
-            return poll
-        return min(poll, max(0.0, due - now))
+        quotas = self._slots.quotas(now)
+        if not quotas:
+            return True
+        wanted = min(self._slots.free, sum(q.limit for q in quotas.values()))
+        jobs = await self._store.claim_due(now, quotas, self._slots.free, self._lease_s)
+        refused: list[int] = []
+        for job in jobs:
+            sub = self._subs.get(job.subscription_id)
+            if sub is None or not self._slots.try_start(job.subscription_id, now):
+                # Subscriptions sharing an endpoint overshot its cap, or the subscription
+                # went away while the claim ran.
+                refused.append(job.id)
+                continue
+            task = asyncio.create_task(self._attempt(sub, job), name=f"deliver:{job.id}")
+            self._in_flight[task] = job
+            self._started += 1
+            task.add_done_callback(self._attempt_done)
+        await self._store.release(refused)
+        return len(jobs) >= wanted
+
+    async def _idle_timeout(self, *, query_store: bool) -> float:
+        """Seconds until something may become due: a retry, a rate-limit token, a poll.
+
+        When every quota was used up there is no point asking the store: only a finishing
+        request (which wakes the loop) or a new rate-limit token can let more start.
+        """
+        now = self._clock()
+        deadline = now + self._config.poll_interval_s
+        quotas = self._slots.quotas(now) if query_store else {}
+        if quotas:
+            due = await self._store.next_due(now, list(quotas))
+            if due is not None:
+                deadline = min(deadline, due)
+        token_at = self._slots.next_token_at(now)
+        if token_at is not None:
+            deadline = min(deadline, token_at)
+        return max(0.0, deadline - now)
+
+    async def _attempt(self, sub: Subscription, job: DeliveryJob) -> FinishedAttempt:
+        result = await post_webhook(
+            self._session,
+            sub,
+            job.event_id,
+            job.body,
+            allow_networks=self._config.allow_networks,
+            clock=self._clock,
+        )
+        now = self._clock()
+        decision = decide(result.outcome, job.attempts + 1, sub.delivery.policy, now, self._rand)
+        _log_attempt(job, result, decision.status, decision.next_attempt_at, now)
+        self._metrics.delivery_attempt(
+            sub.id,
+            "succeeded" if result.ok else "failed",
+            result.duration_ms / 1000,
+            now - job.created_at if result.ok else None,
+        )
+        return FinishedAttempt(
+            delivery_id=job.id,
+            subscription_id=job.subscription_id,
+            request_id=result.request_id,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            status_code=result.status,
+            error_class=None if result.error_class is None else result.error_class.value,
+            error=result.error,
+            response_body=result.response_body,
+            response_headers=result.response_headers,
+            decision=decision,
+            summary=None if result.ok else result.describe(),
+        )
+
+    def _attempt_done(self, task: asyncio.Task[FinishedAttempt]) -> None:
+        # The slot is free as soon as the request is over; the delivery itself stays leased
+        # (so nobody sends it again, and an ordered subscription's next event waits) until
+        # its attempt is recorded.
+        job = self._in_flight.pop(task)
+        self._slots.finish(job.subscription_id)
+        self._wakeup.set()
+        if not task.cancelled() and task.exception() is None:
+            self._finished.append(task.result())
+        elif not task.cancelled():
+            # Nothing to record: the lease expires (or is released at the next start) and
+            # the delivery is sent again.
+            log.error("delivery_task_crashed", delivery=job.id, error=repr(task.exception()))
+
+    async def _record_finished(self) -> None:
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        now = self._clock()
+        failing = await self._store.record_attempts(batch, now)
+        for attempt in batch:
+            sub = self._subs.get(attempt.subscription_id)
+            if sub is not None and sub.delivery.ordered:
+                self._wakeup.set()  # its next event may go now
+            reason = attempt.decision.disable_subscription
+            if reason is not None:
+                log.warning(
+                    "subscription_disabled", subscription=attempt.subscription_id, reason=reason
+                )
+        for health in failing:
+            sub = self._subs.get(health.id)
+            if sub is None:
+                continue
+            reason = auto_disable_reason(health, sub.delivery.policy, now)
+            if reason is not None and await self._store.set_subscription_status(
+                health.id, "disabled", reason, now
+            ):
+                log.warning("subscription_disabled", subscription=health.id, reason=reason)
 
     async def _drain(self) -> None:
         if not self._in_flight:
             return
         log.info("delivery_draining", in_flight=len(self._in_flight))
-        _, pending = await asyncio.wait(self._in_flight, timeout=self._config.drain_timeout_s)
+        tasks = set(self._in_flight)
+        _, pending = await asyncio.wait(tasks, timeout=self._config.drain_timeout_s)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         if pending:
             log.warning("delivery_drain_timeout", cancelled=len(pending))
 
-    async def _deliver(self, job: DeliveryJob) -> None:
-        sub = self._subscriptions.get(job.subscription_id)
-        if sub is None:
-            log.warning(
-                "delivery_unknown_subscription", subscription=job.subscription_id, delivery=job.id
-            )
-            await self._store.reschedule(
-                job.id, self._clock() + UNKNOWN_SUBSCRIPTION_RETRY_S, None, "unknown subscription"
-            )
-            self._metrics.deliveries.labels(job.subscription_id, "unknown_subscription").inc()
-            return
-        started = self._clock()
-        result = await self._post(sub, job)
-        now = self._clock()
-        fields = {
-            "subscription": sub.id,
-            "delivery": job.id,
-            "event_id": job.event_id,
-            "attempt": job.attempts + 1,
-            "duration_ms": round((now - started) * 1000),
-        }
-        latency_s = now - job.created_at if result.ok else None
-        self._metrics.delivery_attempt(
-            sub.id, "succeeded" if result.ok else "failed", now - started, latency_s
-        )
-        if result.ok:
-            assert result.status is not None
-            await self._store.complete(job.id, result.status, now)
-            log.info("delivery_succeeded", status=result.status, **fields)
-            return
-        delay = delivery_delay(self._config.retry_schedule_s, job.attempts + 1)
-        error = result.error or f"HTTP {result.status}"
-        await self._store.reschedule(job.id, now + delay, result.status, error)
-        log.warning(
-            "delivery_failed",
-            status=result.status,
-            error=error,
-            retry_in_s=round(delay, 2),
-            **fields,
-        )
 
-    async def _post(self, sub: Subscription, job: DeliveryJob) -> AttemptResult:
-        host = urlsplit(sub.url).hostname or ""
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
-        if literal is not None:
-            reason = refusal(literal, self._config.allow_networks)
-            if reason is not None:
-                return AttemptResult(None, f"blocked: {host} is {reason}")
-        timestamp = int(self._clock())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": job.event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(sub.secret, job.event_id, timestamp, job.body),
-        }
-        try:
-            async with self._session.post(
-                sub.url, data=job.body, headers=headers, allow_redirects=False
-            ) as response:
-                await response.content.read(MAX_RESPONSE_BYTES)
-                return AttemptResult(response.status, None)
-        except aiohttp.ClientConnectorError as exc:
-            cause = exc.os_error
-            if isinstance(cause, BlockedAddressError) or isinstance(
-                exc.__cause__, BlockedAddressError
-            ):
-                return AttemptResult(None, f"blocked: {cause}")
-            return AttemptResult(None, f"connection: {exc}")
-        except TimeoutError:
-            return AttemptResult(None, "timeout")
-        except aiohttp.ClientError as exc:
-            return AttemptResult(None, f"{type(exc).__name__}: {exc}")
+def _log_attempt(
+    job: DeliveryJob,
+    result: AttemptResult,
+    status: DeliveryStatus,
+    next_attempt_at: float | None,
+    now: float,
+) -> None:
+    fields = {
+        "subscription": job.subscription_id,
+        "delivery": job.id,
+        "event_id": job.event_id,
+        "attempt": job.attempts + 1,
+        "request_id": result.request_id,
+        "duration_ms": result.duration_ms,
+        "status": result.status,
+    }
+    if status is DeliveryStatus.SUCCEEDED:
+        log.debug("delivery_succeeded", **fields)
+    elif result.error_class is ErrorClass.BLOCKED:
+        log.warning("delivery_blocked", error=result.error, **fields)
+    elif status is DeliveryStatus.FAILED:
+        log.error("delivery_given_up", error=result.describe(), **fields)
+    else:
+        retry_in = None if next_attempt_at is None else round(next_attempt_at - now, 2)
+        log.warning("delivery_failed", error=result.describe(), retry_in_s=retry_in, **fields)

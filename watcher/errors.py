@@ -60,3 +60,19 @@ class ChainMismatchError(WatcherError):
 
 class StoreError(WatcherError):
     """The store could not be opened or is in an unexpected state."""
+
+
+class NodeRpcError(NodeError):
+    """The node understood the call and refused it; ``code`` is its JSON-RPC error code.
+
+    ``http_status`` is the status the error came with: bcoin answers 200, Bitcoin Core
+    500 (or 404 for an unknown method).
+    """
+
+    def __init__(
+        self, chain: str, method: str, code: int | None, message: str, http_status: int
+    ) -> None:
+        self.message = message
+        self.http_status = http_status
+        where = f"HTTP {http_status}, " if http_status not in (None, 200) else ""
+        super().__init__(chain, method, f"RPC error {code} ({where}{message})", code=code)

@@ -89,7 +89,7 @@ class Metrics:
         )
         self.deliveries = Counter(
             "watcher_deliveries",
-            "Delivery attempts, by outcome (succeeded, failed, unknown_subscription).",
+            "Delivery attempts, by outcome (succeeded, failed).",
             ["subscription", "outcome"],
             registry=registry,
         )

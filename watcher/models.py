@@ -120,6 +120,8 @@ class Subscription:
         """Whether token transfers can concern this subscription."""
         return bool(self.kinds - {Kind.NATIVE}) and bool(self.tokens or self.addresses)
 
+    delivery: DeliverySettings = field(default_factory=lambda: DeliverySettings())
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -219,5 +221,178 @@ class DeliveryJob:
     event_id: str
     subscription_id: str
     body: bytes
-    attempts: int
+    attempts: int  # made so far in the current retry schedule (a replay starts a new one)
     created_at: float
+
+
+# --- how one subscription's webhooks are delivered ---------------------------------------
+
+# The Standard Webhooks retry schedule, in seconds: the waits after the 1st, 2nd, ... failure.
+STANDARD_RETRY_SCHEDULE_S = (
+    5.0,
+    300.0,
+    1800.0,
+    7200.0,
+    18000.0,
+    36000.0,
+    50400.0,
+    72000.0,
+    86400.0,
+)
+
+
+class PayloadFormat(enum.StrEnum):
+    """The JSON shape of a webhook body; the non-native ones mimic other services."""
+
+    NATIVE = "native"
+    BLOCKSDK = "blocksdk"
+    BLOCKVISION = "blockvision"
+    BLOX = "blox"
+
+
+class SignatureScheme(enum.StrEnum):
+    """An extra signature header for receivers written for another service.
+
+    Standard Webhooks headers are always sent; ``hmac-sha256`` adds an HMAC of the raw body
+    in a chosen header (Alchemy, BLOX), ``blockvision`` adds BlockVision's ``X-BV-SIGN``.
+    """
+
+    STANDARD = "standard-webhooks"
+    HMAC_SHA256 = "hmac-sha256"
+    BLOCKVISION = "blockvision"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSettings:
+    """Which compatibility signature to add, in which header and encoding."""
+
+    scheme: SignatureScheme = SignatureScheme.STANDARD
+    header: str | None = None
+    encoding: str = "hex"
+
+
+@dataclass(frozen=True, slots=True)
+class FormatOptions:
+    """Labels the compatibility formats carry; each format reads only its own."""
+
+    blocksdk_webhook_id: int | str | None = None
+    blocksdk_symbol: str = "eth"
+    blocksdk_api_token_md5: str | None = field(default=None, repr=False)
+    blockvision_app: str | None = None
+    blockvision_network: str = "Mainnet"
+    blox_application: str = "watcher"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When to try again after a failed attempt, and when to give up on a subscription.
+
+    ``schedule_s[i]`` is the wait after failure number ``i + 1``; a delivery whose last
+    scheduled retry fails is ``failed``. Jitter (a fraction) is only ever added.
+    """
+
+    schedule_s: tuple[float, ...] = STANDARD_RETRY_SCHEDULE_S
+    jitter: float = 0.2
+    retry_after_max_s: float = 86400.0
+    slow_down_min_s: float = 60.0
+    disable_after_s: float = 5 * 86400.0
+    disable_after_exhausted: int = 3
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus one per step of the schedule."""
+        return len(self.schedule_s) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """Everything about how one subscription's webhooks leave the outbox."""
+
+    format: PayloadFormat = PayloadFormat.NATIVE
+    format_options: FormatOptions = field(default_factory=FormatOptions)
+    signature: SignatureSettings = field(default_factory=SignatureSettings)
+    previous_secret: bytes | None = field(default=None, repr=False)
+    previous_secret_until: float | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout_s: float = 5.0
+    timeout_s: float = 15.0
+    endpoint_concurrency: int = 8
+    rate_limit_per_s: float | None = None
+    ordered: bool = False
+    delay_s: float = 0.0
+
+
+# --- Bitcoin family ------------------------------------------------------------------------
+# Bitcoin, Litecoin, Dogecoin, Dash, Bitcoin Cash and Bitcoin SV nodes all describe blocks as
+# transactions with inputs and outputs. Amounts are integer satoshis (the coin's smallest
+# unit) everywhere; addresses are strings in the form the node reports, which for every
+# supported node is the canonical form of :mod:`watcher.btc_addresses`.
+
+Outpoint = tuple[str, int]
+"""A transaction output by reference: (txid, output index)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxIn:
+    """A non-coinbase input: the output it spends and, when known, who owned it.
+
+    ``address`` and ``value_sat`` come from the node's ``prevout`` (Bitcoin Core 23+) or from
+    a lookup of the spent transaction; they are None when neither was available.
+    """
+
+    prev_txid: str
+    prev_vout: int
+    address: str | None = None
+    value_sat: int | None = None
+
+    @property
+    def outpoint(self) -> Outpoint:
+        """The spent output as ``(txid, index)``."""
+        return (self.prev_txid, self.prev_vout)
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxOut:
+    """An output: its index, the single address it pays (None for scripts without one), amount."""
+
+    n: int
+    address: str | None
+    value_sat: int
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTx:
+    """A transaction as the Bitcoin adapter normalised it.
+
+    A coinbase has no inputs. ``raw`` is the node's own JSON object; its amounts are
+    ``decimal.Decimal`` values, exactly as the node wrote them.
+    """
+
+    txid: str
+    inputs: tuple[BtcTxIn, ...]
+    outputs: tuple[BtcTxOut, ...]
+    coinbase: bool
+    raw: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class BtcBlock:
+    """A Bitcoin-family block with its transactions, coinbase first."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    transactions: tuple[BtcTx, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BtcTxStatus:
+    """What ``getrawtransaction`` says about a transaction: the transaction and where it is.
+
+    ``block_hash`` is None and ``confirmations`` 0 while the transaction waits in the mempool.
+    """
+
+    tx: BtcTx
+    block_hash: str | None
+    confirmations: int

@@ -3,11 +3,14 @@
 The new file is validated in full first. If anything is wrong, every problem is logged and
 the daemon keeps running on what it had. Otherwise the file's subscriptions replace the old
 ones in the live registry: added ones start at the next block, changed ones (addresses,
-events, conditions, URL, secrets re-read from their files) take effect at once, removed ones
-stop producing events; deliveries already in flight finish, queued ones stay queued.
+events, conditions, URL, secrets re-read from their files, their own delivery keys) take
+effect at once, removed ones stop producing events; deliveries already in flight finish,
+queued ones stay queued. A delivery's body was rendered when its event was recorded, so a
+new ``format`` applies to events recorded after the reload.
 
-Chains, the store, delivery settings, logging and the listeners are built once at start-up:
-a change to those is logged as needing a restart and is not applied.
+Chains, the store, the ``delivery`` section, logging and the listeners are built once at
+start-up: a change to those is logged as needing a restart and is not applied (except that
+the file's subscriptions, being rebuilt, resolve their policy defaults from the new file).
 """
 
 from __future__ import annotations

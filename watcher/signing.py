@@ -1,8 +1,11 @@
-"""Webhook signatures (Standard Webhooks): pure functions, no I/O.
+"""Webhook signatures (Standard Webhooks and compatible schemes): pure functions, no I/O.
 
 The signed content is ``{webhook-id}.{webhook-timestamp}.{body}`` and the signature header
-is ``v1,<base64 HMAC-SHA256>``. Secrets given as ``whsec_<base64>`` are decoded as
-Standard Webhooks libraries expect; any other secret is used as its UTF-8 bytes.
+is ``v1,<base64 HMAC-SHA256>``; while a secret is being rotated, one signature per secret is
+sent, space-separated, and receivers accept the message if any of them verifies. Secrets
+given as ``whsec_<base64>`` are decoded as Standard Webhooks libraries expect; any other
+secret is used as its UTF-8 bytes. The compatibility signatures (a plain HMAC of the body,
+BlockVision's ``X-BV-SIGN``) exist for receivers written for those services.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from watcher.errors import WatcherError
 
@@ -57,3 +61,28 @@ def verify(key: bytes, msg_id: str, timestamp: int, body: bytes, header: str) ->
         for candidate in header.split()
         if candidate.startswith("v1,")
     )
+
+
+def sign_all(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> str:
+    """A ``webhook-signature`` value with one signature per key, space-separated (rotation)."""
+    return " ".join(sign(key, msg_id, timestamp, body) for key in keys)
+
+
+def body_hmac(key: bytes, body: bytes, encoding: str) -> str:
+    """HMAC-SHA256 of the raw body as ``hex``, ``base64``, or ``base64-hex``.
+
+    ``hex`` is Alchemy's ``X-Alchemy-Signature``. ``base64-hex`` is the base64 of the hex
+    digest, which is what BLOX's documented PHP computes for ``X-Hook-Signature``
+    (``base64_encode(hash_hmac('sha256', $payload, $secret))``: ``hash_hmac`` returns hex).
+    """
+    digest = hmac.new(key, body, hashlib.sha256).digest()
+    if encoding == "hex":
+        return digest.hex()
+    if encoding == "base64-hex":
+        return base64.b64encode(digest.hex().encode("ascii")).decode("ascii")
+    return base64.b64encode(digest).decode("ascii")
+
+
+def blockvision_signature(key: bytes, url: str, timestamp: str) -> str:
+    """BlockVision's ``X-BV-SIGN``: hex HMAC-SHA256 of ``{webhook url}&{body timestamp}``."""
+    return hmac.new(key, f"{url}&{timestamp}".encode(), hashlib.sha256).hexdigest()

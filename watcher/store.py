@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,6 @@ import aiosqlite
 import orjson
 
 from watcher.errors import StoreError
-from watcher.events import envelope
 from watcher.models import (
     Activity,
     BlockOutcome,
@@ -40,6 +39,9 @@ from watcher.models import (
     RewindOutcome,
     Tx,
 )
+from watcher.outbox import Planner, native_planner
+from watcher.policy import Decision, DeliveryStatus, SubscriptionHealth
+from watcher.scheduling import Quota
 from watcher.tracker import REORG_WINDOW
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -111,12 +113,53 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (chain, tx_hash)
     ) WITHOUT ROWID;
     """,
-    # Subscriptions created through the admin API, and the readiness probe's row.
+    # 1: retry policy, subscription state, attempt log.
+    """
+    DROP INDEX deliveries_due;
+    ALTER TABLE deliveries ADD COLUMN last_attempt_at REAL;
+    -- attempts made before the current retry schedule began (a retry or replay restarts it)
+    ALTER TABLE deliveries ADD COLUMN retry_base INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX deliveries_due ON deliveries (subscription_id, next_attempt_at, id)
+        WHERE status = 'pending';
+    CREATE INDEX deliveries_queue ON deliveries (subscription_id, id) WHERE status = 'pending';
+    CREATE INDEX deliveries_failed ON deliveries (subscription_id, completed_at)
+        WHERE status = 'failed';
+    CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL DEFAULT 'active',
+        disabled_reason TEXT,
+        disabled_at REAL,
+        callback_error_count INTEGER NOT NULL DEFAULT 0,
+        failing_since REAL,
+        exhausted_since_success INTEGER NOT NULL DEFAULT 0,
+        last_success_at REAL,
+        last_attempt_at REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        request_id TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        status_code INTEGER,
+        error_class TEXT,
+        error TEXT,
+        response_body BLOB NOT NULL,
+        response_headers BLOB NOT NULL
+    );
+    CREATE INDEX attempts_by_delivery ON attempts (delivery_id, id);
+    CREATE INDEX attempts_by_time ON attempts (started_at);
+    """,
+    # 2: subscriptions created through the admin API, and the readiness probe's row.
     """
     CREATE TABLE api_subscriptions (
         id TEXT PRIMARY KEY,
         spec BLOB NOT NULL,
         secret TEXT NOT NULL,
+        -- the secret a rotation replaced, still signing until previous_secret_until
+        previous_secret TEXT,
+        previous_secret_until REAL,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
     );
@@ -159,13 +202,64 @@ class DeliveryRecord:
     last_status: int | None
     last_error: str | None
     body: bytes
+    created_at: float = 0.0
+    last_attempt_at: float | None = None
+    completed_at: float | None = None
+    leased: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedAttempt:
+    """One attempt to record: what happened, and what the retry policy decided."""
+
+    delivery_id: int
+    subscription_id: str
+    request_id: str
+    started_at: float
+    duration_ms: int
+    status_code: int | None
+    error_class: str | None
+    error: str | None
+    response_body: bytes
+    response_headers: Mapping[str, str]
+    decision: Decision
+    summary: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A row of the attempt log."""
+
+    id: int
+    delivery_id: int
+    request_id: str
+    started_at: float
+    duration_ms: int
+    status_code: int | None
+    error_class: str | None
+    error: str | None
+    response_body: bytes
+    response_headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """A subscription's delivery state with its outbox counts, for operators."""
+
+    health: SubscriptionHealth
+    disabled_at: float | None
+    last_attempt_at: float | None
+    pending: int
+    failed: int
 
 
 @dataclass(frozen=True, slots=True)
 class StoredSubscription:
     """A subscription created through the admin API, as stored.
 
-    ``spec`` is its validated definition (JSON); ``secret`` the ``whsec_`` signing secret.
+    ``spec`` is its validated definition (JSON); ``secret`` the ``whsec_`` signing secret;
+    ``previous_secret`` the one a rotation replaced, which also signs until
+    ``previous_secret_until``.
     """
 
     id: str
@@ -173,6 +267,8 @@ class StoredSubscription:
     secret: str = field(repr=False)
     created_at: float
     updated_at: float
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: float | None = None
 
 
 class CursorConflictError(StoreError):
@@ -196,17 +292,27 @@ class Store(Protocol):
 
     async def record_pool(self, chain: str, outcome: PoolOutcome) -> int: ...
 
-    async def claim_due(self, now: float, limit: int, lease_s: float) -> list[DeliveryJob]: ...
+    async def sync_subscriptions(self, ids: Sequence[str], now: float) -> None: ...
 
-    async def next_due(self, now: float) -> float | None: ...
+    async def claim_due(
+        self, now: float, quotas: Mapping[str, Quota], limit: int, lease_s: float
+    ) -> list[DeliveryJob]: ...
 
-    async def complete(self, delivery_id: int, status: int, now: float) -> None: ...
+    async def next_due(self, now: float, subscription_ids: Sequence[str]) -> float | None: ...
 
-    async def reschedule(
-        self, delivery_id: int, next_attempt_at: float, status: int | None, error: str
-    ) -> None: ...
+    async def release(self, delivery_ids: Sequence[int]) -> None: ...
+
+    async def record_attempts(
+        self, attempts: Sequence[FinishedAttempt], now: float
+    ) -> list[SubscriptionHealth]: ...
+
+    async def set_subscription_status(
+        self, subscription_id: str, status: str, reason: str | None, now: float
+    ) -> bool: ...
 
     async def release_leases(self) -> int: ...
+
+    async def prune_attempts(self, before: float, batch: int) -> int: ...
 
 
 class SQLiteStore:
@@ -216,14 +322,21 @@ class SQLiteStore:
     each multi-statement transaction from interleaving with another coroutine's statements.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: aiosqlite.Connection, path: Path, planner: Planner = native_planner
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._planner = planner
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> SQLiteStore:
-        """Open (creating if needed) and migrate the store at ``path``."""
+    async def open(cls, path: Path, planner: Planner = native_planner) -> SQLiteStore:
+        """Open (creating if needed) and migrate the store at ``path``.
+
+        ``planner`` renders each new delivery's body and due time (see :mod:`watcher.outbox`);
+        tools that only read or re-queue deliveries keep the default.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # It holds the signing secrets of API-created subscriptions: owner only. SQLite
@@ -232,7 +345,7 @@ class SQLiteStore:
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
-        store = cls(conn, path)
+        store = cls(conn, path, planner)
         try:
             await store._prepare()
         except aiosqlite.Error as exc:
@@ -333,7 +446,7 @@ class SQLiteStore:
             return 0
         now = time.time()
         head = outcomes[-1].block
-        async with self._transaction(chain, expected):
+        async with self._chain_transaction(chain, expected):
             conn = self._conn
             await conn.executemany(
                 "INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash) "
@@ -381,7 +494,7 @@ class SQLiteStore:
         """Move the cursor back to the reorg's common ancestor and record ``tx.reorged``."""
         now = time.time()
         ancestor = outcome.ancestor
-        async with self._transaction(chain, expected):
+        async with self._chain_transaction(chain, expected):
             created = await self._insert_events(chain, outcome.events, now)
             await self._conn.execute(
                 "DELETE FROM activities WHERE chain = ? AND block_number > ?",
@@ -396,7 +509,7 @@ class SQLiteStore:
     async def record_pool(self, chain: str, outcome: PoolOutcome) -> int:
         """Write what a look at the mempool produced; the cursor does not move."""
         now = time.time()
-        async with self._transaction(chain, None, check_cursor=False):
+        async with self._transaction():
             created = await self._insert_events(chain, outcome.events, now)
             await self._conn.executemany(
                 "INSERT OR REPLACE INTO mempool (chain, tx_hash, sender, recipient, value, "
@@ -411,30 +524,20 @@ class SQLiteStore:
         return created
 
     @asynccontextmanager
-    async def _transaction(
-        self, chain: str, expected: BlockRef | None, *, check_cursor: bool = True
+    async def _chain_transaction(
+        self, chain: str, expected: BlockRef | None
     ) -> AsyncIterator[None]:
-        """One write transaction under the lock, after checking the cursor is ``expected``."""
-        conn = self._conn
-        async with self._lock:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                if check_cursor:
-                    row = await self._fetchone(
-                        "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
-                    )
-                    stored = (
-                        BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
-                    )
-                    if stored != expected:
-                        raise CursorConflictError(
-                            f"{chain}: cursor is {stored}, expected {expected}; another writer?"
-                        )
-                yield
-                await conn.execute("COMMIT")
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
+        """A write transaction that first checks the chain's cursor is still ``expected``."""
+        async with self._transaction():
+            row = await self._fetchone(
+                "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
+            )
+            stored = BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
+            if stored != expected:
+                raise CursorConflictError(
+                    f"{chain}: cursor is {stored}, expected {expected}; another writer?"
+                )
+            yield
 
     async def _insert_events(self, chain: str, events: Sequence[Event], now: float) -> int:
         conn = self._conn
@@ -452,9 +555,14 @@ class SQLiteStore:
             "INSERT OR IGNORE INTO deliveries "
             "(event_id, subscription_id, body, next_attempt_at, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            [(e.id, e.subscription_id, envelope(e), e.created_at, now) for e in events],
+            [(e.id, e.subscription_id, *self._planned(e), now) for e in events],
         )
         return conn.total_changes - before
+
+    def _planned(self, event: Event) -> tuple[bytes, float]:
+        """The body a subscriber receives and when it becomes due."""
+        planned = self._planner(event)
+        return planned.body, planned.due_at
 
     async def _set_cursor(self, chain: str, head: BlockRef, now: float) -> None:
         await self._conn.execute(
@@ -465,19 +573,83 @@ class SQLiteStore:
             (chain, head.number, head.hash, now),
         )
 
-    # --- deliveries --------------------------------------------------------------------
+    # --- subscriptions -----------------------------------------------------------------
 
-    async def claim_due(self, now: float, limit: int, lease_s: float) -> list[DeliveryJob]:
-        """Lease up to ``limit`` due deliveries, oldest first, for ``lease_s`` seconds."""
+    async def sync_subscriptions(self, ids: Sequence[str], now: float) -> None:
+        """Give every configured subscription a state row (new ones start ``active``)."""
+        async with self._lock:
+            await self._conn.executemany(
+                "INSERT OR IGNORE INTO subscriptions (id, updated_at) VALUES (?, ?)",
+                [(sub, now) for sub in ids],
+            )
+
+    async def set_subscription_status(
+        self, subscription_id: str, status: str, reason: str | None, now: float
+    ) -> bool:
+        """Enable (``active``) or disable a subscription; False if it already had that status.
+
+        Enabling clears the failure streak and makes the subscription's waiting retries due at
+        once, so the backlog recorded while it was disabled is delivered now.
+        """
+        async with self._transaction():
+            await self._conn.execute(
+                "INSERT OR IGNORE INTO subscriptions (id, updated_at) VALUES (?, ?)",
+                (subscription_id, now),
+            )
+            if status == "disabled":
+                cur = await self._conn.execute(
+                    "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
+                    "disabled_at = ?, updated_at = ? WHERE id = ? AND status != 'disabled'",
+                    (reason, now, now, subscription_id),
+                )
+                return cur.rowcount > 0
+            cur = await self._conn.execute(
+                "UPDATE subscriptions SET status = 'active', disabled_reason = NULL, "
+                "disabled_at = NULL, failing_since = NULL, exhausted_since_success = 0, "
+                "updated_at = ? WHERE id = ? AND status != 'active'",
+                (now, subscription_id),
+            )
+            if cur.rowcount == 0:
+                return False
+            await self._conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE subscription_id = ? "
+                "AND status = 'pending' AND attempts > 0 AND next_attempt_at > ?",
+                (now, subscription_id, now),
+            )
+            return True
+
+    async def subscription_states(self) -> list[SubscriptionState]:
+        """Every subscription the store has seen, with its outbox counts."""
         async with self._lock:
             rows = await self._fetchall(
-                "UPDATE deliveries SET lease_until = ? WHERE id IN ("
-                " SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-                " AND (lease_until IS NULL OR lease_until <= ?)"
-                " ORDER BY next_attempt_at, id LIMIT ?"
-                ") RETURNING id, event_id, subscription_id, body, attempts, created_at",
-                (now + lease_s, now, now, limit),
+                _SUBSCRIPTION_STATES,
+                (),
             )
+        return [SubscriptionState(_health(r), r[7], r[8], int(r[9]), int(r[10])) for r in rows]
+
+    # --- the outbox ---------------------------------------------------------------------
+
+    async def claim_due(
+        self, now: float, quotas: Mapping[str, Quota], limit: int, lease_s: float
+    ) -> list[DeliveryJob]:
+        """Lease up to ``limit`` due deliveries of active subscriptions, each within its quota.
+
+        Subscriptions take turns: every subscription's oldest due delivery comes before any
+        subscription's second, so one endpoint's backlog of retries cannot crowd out fresh
+        deliveries to the others. For an ordered subscription only its oldest pending
+        delivery is eligible, and only while it is not leased.
+        """
+        if not quotas or limit <= 0:
+            return []
+        params = {
+            "want": orjson.dumps([[sub, q.limit, int(q.ordered)] for sub, q in quotas.items()]),
+            "now": now,
+            "per_sub": max(q.limit for q in quotas.values()),
+            "limit": limit,
+            "lease": now + lease_s,
+        }
+        async with self._lock:
+            rows = await self._fetchall(_CLAIM, params)
         jobs = [
             DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4]), float(r[5]))
             for r in rows
@@ -485,36 +657,106 @@ class SQLiteStore:
         jobs.sort(key=lambda j: j.id)
         return jobs
 
-    async def next_due(self, now: float) -> float | None:
-        """When the earliest pending, unleased delivery becomes due (None if there is none)."""
+    async def next_due(self, now: float, subscription_ids: Sequence[str]) -> float | None:
+        """When the next not-yet-due delivery of these (active) subscriptions becomes due."""
+        if not subscription_ids:
+            return None
         async with self._lock:
             row = await self._fetchone(
-                "SELECT MIN(CASE WHEN lease_until > ? THEN lease_until ELSE next_attempt_at END) "
-                "FROM deliveries WHERE status = 'pending'",
-                (now,),
+                "SELECT MIN((SELECT MIN(x.next_attempt_at) FROM deliveries x "
+                " WHERE x.subscription_id = w.value AND x.status = 'pending' "
+                " AND x.next_attempt_at > :now)) "
+                "FROM json_each(:subs) w "
+                "JOIN subscriptions s ON s.id = w.value AND s.status = 'active'",
+                {"now": now, "subs": orjson.dumps(list(subscription_ids))},
             )
         return float(row[0]) if row and row[0] is not None else None
 
-    async def complete(self, delivery_id: int, status: int, now: float) -> None:
-        """Mark a delivery acknowledged by its subscriber."""
+    async def release(self, delivery_ids: Sequence[int]) -> None:
+        """Give back leases taken by :meth:`claim_due` without an attempt."""
+        if not delivery_ids:
+            return
         async with self._lock:
             await self._conn.execute(
-                "UPDATE deliveries SET status = 'succeeded', attempts = attempts + 1, "
-                "lease_until = NULL, last_status = ?, last_error = NULL, completed_at = ? "
-                "WHERE id = ?",
-                (status, now, delivery_id),
+                "UPDATE deliveries SET lease_until = NULL "
+                "WHERE id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(delivery_ids)),),
             )
 
-    async def reschedule(
-        self, delivery_id: int, next_attempt_at: float, status: int | None, error: str
-    ) -> None:
-        """Record a failed attempt and when to try again."""
-        async with self._lock:
-            await self._conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, lease_until = NULL, "
-                "next_attempt_at = ?, last_status = ?, last_error = ? WHERE id = ?",
-                (next_attempt_at, status, error[:1000], delivery_id),
+    async def record_attempts(
+        self, attempts: Sequence[FinishedAttempt], now: float
+    ) -> list[SubscriptionHealth]:
+        """Log attempts, apply their decisions and update subscription health, in one transaction.
+
+        Returns the health of every subscription that had a failure in ``attempts``, so the
+        caller can apply the auto-disable policy.
+        """
+        if not attempts:
+            return []
+        log_rows = [
+            (
+                a.delivery_id,
+                a.request_id,
+                a.started_at,
+                a.duration_ms,
+                a.status_code,
+                a.error_class,
+                a.error,
+                a.response_body,
+                orjson.dumps(dict(a.response_headers)),
             )
+            for a in attempts
+        ]
+        delivery_rows = [
+            (
+                a.decision.status.value,
+                a.decision.next_attempt_at,
+                a.status_code,
+                a.summary,
+                a.started_at,
+                None if a.decision.status is DeliveryStatus.PENDING else now,
+                a.delivery_id,
+            )
+            for a in attempts
+        ]
+        disables = [
+            (a.decision.disable_subscription, now, now, a.subscription_id)
+            for a in attempts
+            if a.decision.disable_subscription is not None
+        ]
+        deltas = _health_deltas(attempts)
+        conn = self._conn
+        failing: list[SubscriptionHealth] = []
+        async with self._transaction():
+            await conn.executemany(
+                "INSERT INTO attempts (delivery_id, request_id, started_at, duration_ms, "
+                "status_code, error_class, error, response_body, response_headers) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                log_rows,
+            )
+            await conn.executemany(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = NULL, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
+                "last_error = ?, last_attempt_at = ?, completed_at = ? WHERE id = ?",
+                delivery_rows,
+            )
+            await conn.executemany(
+                "INSERT OR IGNORE INTO subscriptions (id, updated_at) VALUES (?, ?)",
+                [(sub, now) for sub in deltas],
+            )
+            if disables:
+                await conn.executemany(
+                    "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
+                    "disabled_at = ?, updated_at = ? WHERE id = ? AND status = 'active'",
+                    disables,
+                )
+            for sub, delta in deltas.items():
+                row = await self._fetchone(
+                    _UPDATE_HEALTH, {**delta.params(), "sub": sub, "now": now}
+                )
+                if delta.errors and row is not None:
+                    failing.append(_health(row))
+        return failing
 
     async def release_leases(self) -> int:
         """Forget every lease; called at start-up, when no delivery can be in flight."""
@@ -524,44 +766,87 @@ class SQLiteStore:
             )
             return cur.rowcount
 
-    async def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
-        """Delivery rows, oldest first, optionally only those with ``status``."""
-        sql = (
-            "SELECT d.id, d.event_id, e.type, d.subscription_id, d.status, d.attempts, "
-            "d.next_attempt_at, d.last_status, d.last_error, d.body "
-            "FROM deliveries d JOIN events e ON e.id = d.event_id"
-        )
-        params: tuple[Any, ...] = ()
-        if status is not None:
-            sql += " WHERE d.status = ?"
-            params = (status,)
+    async def prune_attempts(self, before: float, batch: int) -> int:
+        """Delete up to ``batch`` attempt-log rows older than ``before``; returns how many."""
         async with self._lock:
-            rows = await self._fetchall(sql + " ORDER BY d.id", params)
+            cur = await self._conn.execute(
+                "DELETE FROM attempts WHERE id IN "
+                "(SELECT id FROM attempts WHERE started_at < ? ORDER BY started_at LIMIT ?)",
+                (before, batch),
+            )
+            return cur.rowcount
+
+    # --- operator queries ---------------------------------------------------------------
+
+    async def deliveries(
+        self,
+        status: str | None = None,
+        *,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        latest: int | None = None,
+    ) -> list[DeliveryRecord]:
+        """Delivery rows, oldest first; filtered, and only the ``latest`` N if given."""
+        params = {
+            "status": status,
+            "sub": subscription_id,
+            "since": since,
+            "latest": -1 if latest is None else latest,
+        }
+        async with self._lock:
+            rows = await self._fetchall(_LIST_DELIVERIES, params)
+        return [_delivery(r) for r in reversed(rows)]
+
+    async def delivery_counts(self) -> dict[str, int]:
+        """How many deliveries are in each status."""
+        async with self._lock:
+            rows = await self._fetchall(
+                "SELECT status, COUNT(*) FROM deliveries GROUP BY status", ()
+            )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        """One delivery row, or None."""
+        async with self._lock:
+            row = await self._fetchone(
+                _SELECT_DELIVERY,
+                (delivery_id,),
+            )
+        return None if row is None else _delivery(row)
+
+    async def attempts(self, delivery_id: int) -> list[AttemptRecord]:
+        """The logged attempts of one delivery, oldest first."""
+        async with self._lock:
+            rows = await self._fetchall(
+                "SELECT id, delivery_id, request_id, started_at, duration_ms, status_code, "
+                "error_class, error, response_body, response_headers FROM attempts "
+                "WHERE delivery_id = ? ORDER BY id",
+                (delivery_id,),
+            )
         return [
-            DeliveryRecord(
+            AttemptRecord(
                 int(r[0]),
-                str(r[1]),
+                int(r[1]),
                 str(r[2]),
-                str(r[3]),
-                str(r[4]),
-                int(r[5]),
-                float(r[6]),
+                float(r[3]),
+                int(r[4]),
+                r[5],
+                r[6],
                 r[7],
-                r[8],
-                bytes(r[9]),
+                bytes(r[8]),
+                orjson.loads(r[9]),
             )
             for r in rows
         ]
 
     async def queue_depths(self, now: float) -> list[tuple[str, str, int]]:
-        """Unacknowledged deliveries per subscription and state: due, waiting, in_flight."""
+        """Unacknowledged deliveries per subscription and state.
+
+        Pending ones are ``in_flight`` (leased), ``held`` (their subscription is disabled),
+        ``due`` or ``waiting`` (for a retry or a delay); ``failed`` ones used up every retry.
+        """
         async with self._lock:
-            rows = await self._fetchall(
-                "SELECT subscription_id, CASE WHEN lease_until > ? THEN 'in_flight' "
-                "WHEN next_attempt_at <= ? THEN 'due' ELSE 'waiting' END AS state, COUNT(*) "
-                "FROM deliveries WHERE status = 'pending' GROUP BY subscription_id, state",
-                (now, now),
-            )
+            rows = await self._fetchall(_QUEUE_DEPTHS, {"now": now})
         return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
 
     async def probe_write(self, now: float) -> None:
@@ -582,12 +867,14 @@ class SQLiteStore:
         """Every API-created subscription, oldest first."""
         async with self._lock:
             rows = await self._fetchall(
-                "SELECT id, spec, secret, created_at, updated_at FROM api_subscriptions "
-                "ORDER BY created_at, id",
+                "SELECT id, spec, secret, created_at, updated_at, previous_secret, "
+                "previous_secret_until FROM api_subscriptions ORDER BY created_at, id",
                 (),
             )
         return [
-            StoredSubscription(str(r[0]), json.loads(r[1]), str(r[2]), float(r[3]), float(r[4]))
+            StoredSubscription(
+                str(r[0]), json.loads(r[1]), str(r[2]), float(r[3]), float(r[4]), r[5], r[6]
+            )
             for r in rows
         ]
 
@@ -602,19 +889,29 @@ class SQLiteStore:
             return cur.rowcount == 1
 
     async def update_api_subscription(
-        self, subscription_id: str, *, spec: JSONObject | None, secret: str | None, now: float
+        self, subscription_id: str, spec: JSONObject, now: float
     ) -> bool:
-        """Replace the definition and/or the secret of a subscription; False if it is gone."""
+        """Replace the definition of a subscription; False if it is gone."""
         async with self._lock:
             cur = await self._conn.execute(
-                "UPDATE api_subscriptions SET spec = COALESCE(?, spec), "
-                "secret = COALESCE(?, secret), updated_at = ? WHERE id = ?",
-                (
-                    _spec_json(spec) if spec is not None else None,
-                    secret,
-                    now,
-                    subscription_id,
-                ),
+                "UPDATE api_subscriptions SET spec = ?, updated_at = ? WHERE id = ?",
+                (_spec_json(spec), now, subscription_id),
+            )
+            return cur.rowcount == 1
+
+    async def rotate_api_secret(
+        self, subscription_id: str, secret: str, previous_until: float | None, now: float
+    ) -> bool:
+        """Sign with ``secret`` from now on; False if the subscription is gone.
+
+        The replaced secret keeps signing too until ``previous_until`` (None: it stops now).
+        """
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE api_subscriptions SET "
+                "previous_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
+                "previous_secret_until = ?, secret = ?, updated_at = ? WHERE id = ?",
+                (previous_until, previous_until, secret, now, subscription_id),
             )
             return cur.rowcount == 1
 
@@ -630,13 +927,198 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
-    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> Any:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+    async def retry_delivery(self, delivery_id: int, now: float) -> bool:
+        """Make one delivery due now; a finished one starts a fresh retry schedule."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ?, completed_at = NULL, "
+                "retry_base = CASE WHEN status = 'pending' THEN retry_base ELSE attempts END, "
+                "status = 'pending' WHERE id = ?",
+                (now, delivery_id),
+            )
+            return cur.rowcount > 0
 
-    async def _fetchall(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+    async def replay(self, subscription_id: str, since: float, until: float, now: float) -> int:
+        """Re-queue every delivery of a subscription that failed in ``[since, until)``."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE deliveries SET status = 'pending', retry_base = attempts, "
+                "next_attempt_at = ?, completed_at = NULL "
+                "WHERE subscription_id = ? AND status = 'failed' "
+                "AND completed_at >= ? AND completed_at < ?",
+                (now, subscription_id, since, until),
+            )
+            return cur.rowcount
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """A write transaction under the connection lock, rolled back on any error."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _fetchone(self, sql: str, params: Any) -> Any:
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def _fetchall(self, sql: str, params: Any) -> list[Any]:
+        return list(await self._conn.execute_fetchall(sql, params))
+
+
+_CLAIM = """
+UPDATE deliveries SET lease_until = :lease WHERE id IN (
+    WITH want AS (
+        SELECT json_extract(value, '$[0]') AS sub, json_extract(value, '$[1]') AS quota,
+               json_extract(value, '$[2]') AS ordered
+        FROM json_each(:want)
+    ),
+    candidates AS (
+        SELECT w.sub AS sub, w.quota AS quota, d.id AS id, d.next_attempt_at AS due
+        FROM want w
+        JOIN subscriptions s ON s.id = w.sub AND s.status = 'active'
+        JOIN deliveries d ON d.id IN (
+            SELECT x.id FROM deliveries x
+            WHERE x.subscription_id = w.sub AND x.status = 'pending'
+              AND x.next_attempt_at <= :now
+              AND (x.lease_until IS NULL OR x.lease_until <= :now)
+              AND (w.ordered = 0 OR x.id = (
+                  SELECT MIN(y.id) FROM deliveries y
+                  WHERE y.subscription_id = w.sub AND y.status = 'pending'))
+            ORDER BY x.next_attempt_at, x.id LIMIT :per_sub
+        )
+    ),
+    ranked AS (
+        SELECT id, due, quota, ROW_NUMBER() OVER (PARTITION BY sub ORDER BY due, id) AS turn
+        FROM candidates
+    )
+    SELECT id FROM ranked WHERE turn <= quota ORDER BY turn, due, id LIMIT :limit
+)
+RETURNING id, event_id, subscription_id, body, attempts - retry_base, created_at
+"""
+
+_QUEUE_DEPTHS = """
+SELECT d.subscription_id,
+    CASE WHEN d.status = 'failed' THEN 'failed'
+         WHEN d.lease_until > :now THEN 'in_flight'
+         WHEN s.status = 'disabled' THEN 'held'
+         WHEN d.next_attempt_at <= :now THEN 'due'
+         ELSE 'waiting' END AS state,
+    COUNT(*)
+FROM deliveries d LEFT JOIN subscriptions s ON s.id = d.subscription_id
+WHERE d.status IN ('pending', 'failed')
+GROUP BY d.subscription_id, state
+"""
+
+_SUBSCRIPTION_STATES = """
+SELECT id, status, callback_error_count, failing_since, exhausted_since_success,
+    last_success_at, disabled_reason, disabled_at, last_attempt_at,
+    (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'pending'),
+    (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'failed')
+FROM subscriptions s ORDER BY id
+"""
+
+_UPDATE_HEALTH = """
+UPDATE subscriptions SET
+    callback_error_count = callback_error_count + :errors,
+    last_success_at = COALESCE(:success_at, last_success_at),
+    failing_since = CASE WHEN :success_at IS NOT NULL THEN :first_failure
+                         ELSE COALESCE(failing_since, :first_failure) END,
+    exhausted_since_success = CASE WHEN :success_at IS NOT NULL THEN :exhausted
+                                   ELSE exhausted_since_success + :exhausted END,
+    last_attempt_at = MAX(COALESCE(last_attempt_at, 0), :last_attempt),
+    updated_at = :now
+WHERE id = :sub
+RETURNING id, status, callback_error_count, failing_since, exhausted_since_success,
+    last_success_at, disabled_reason
+"""
+
+_SELECT_DELIVERY = """
+SELECT d.id, d.event_id, e.type, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
+    d.last_status, d.last_error, d.body, d.created_at, d.last_attempt_at, d.completed_at,
+    d.lease_until IS NOT NULL
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = ?
+"""
+
+_LIST_DELIVERIES = """
+SELECT d.id, d.event_id, e.type, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
+    d.last_status, d.last_error, d.body, d.created_at, d.last_attempt_at, d.completed_at,
+    d.lease_until IS NOT NULL
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE (:status IS NULL OR d.status = :status)
+  AND (:sub IS NULL OR d.subscription_id = :sub)
+  AND (:since IS NULL OR d.created_at >= :since)
+ORDER BY d.id DESC LIMIT :latest
+"""
+
+
+def _delivery(r: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        int(r[0]),
+        str(r[1]),
+        str(r[2]),
+        str(r[3]),
+        str(r[4]),
+        int(r[5]),
+        float(r[6]),
+        r[7],
+        r[8],
+        bytes(r[9]),
+        float(r[10]),
+        r[11],
+        r[12],
+        bool(r[13]),
+    )
+
+
+def _health(r: Any) -> SubscriptionHealth:
+    return SubscriptionHealth(str(r[0]), str(r[1]), int(r[2]), r[3], int(r[4]), r[5], r[6])
+
+
+@dataclass(slots=True)
+class _HealthDelta:
+    """What a batch of attempts changes in one subscription's health, in attempt order."""
+
+    errors: int = 0
+    success_at: float | None = None
+    first_failure: float | None = None
+    exhausted: int = 0
+    last_attempt: float = 0.0
+
+    def add(self, attempt: FinishedAttempt) -> None:
+        self.last_attempt = max(self.last_attempt, attempt.started_at)
+        status = attempt.decision.status
+        if status is DeliveryStatus.SUCCEEDED:
+            self.success_at = attempt.started_at
+            self.first_failure = None
+            self.exhausted = 0
+            return
+        self.errors += 1
+        if self.first_failure is None:
+            self.first_failure = attempt.started_at
+        if status is DeliveryStatus.FAILED:
+            self.exhausted += 1
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "errors": self.errors,
+            "success_at": self.success_at,
+            "first_failure": self.first_failure,
+            "exhausted": self.exhausted,
+            "last_attempt": self.last_attempt,
+        }
+
+
+def _health_deltas(attempts: Sequence[FinishedAttempt]) -> dict[str, _HealthDelta]:
+    deltas: dict[str, _HealthDelta] = {}
+    for attempt in attempts:
+        deltas.setdefault(attempt.subscription_id, _HealthDelta()).add(attempt)
+    return deltas
 
 
 def _spec_json(spec: JSONObject) -> bytes:

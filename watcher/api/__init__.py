@@ -2,7 +2,8 @@
 
 ``app.py`` builds the application (token check, JSON errors, routes); ``webhooks.py`` holds
 the handlers; ``manager.py`` applies changes to the store and the live registry; ``specs.py``
-the request and response models; ``openapi.py`` the published document; ``pagination.py``
-and ``auth.py`` what their names say. A new resource is a new handlers module whose routes
-``app.py`` adds, and whose models ``openapi.py`` publishes.
+the request and response models, with ``delivery_fields.py`` for a webhook's delivery keys;
+``openapi.py`` the published document; ``pagination.py`` and ``auth.py`` what their names
+say. A new resource is a new handlers module whose routes ``app.py`` adds, and whose models
+``openapi.py`` publishes.
 """

@@ -7,6 +7,10 @@ concurrent updates of one subscription cannot interleave their read and write.
 
 Subscriptions from the configuration file are listed too but are read-only here: changing
 one through the API answers 409 Conflict (edit the file and reload with SIGHUP instead).
+
+A rotated secret does not stop signing at once: for ``rotation_overlap_s`` both the new and
+the old secret sign every webhook (Standard Webhooks sends the signatures space-separated),
+so receivers can switch to the new secret without losing a message.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -27,11 +32,14 @@ from watcher.api.specs import (
     Context,
     WebhookCreate,
     WebhookFields,
+    WebhookView,
     build,
     normalise,
     normalise_addresses,
     parse_model,
+    view,
 )
+from watcher.config import DEFAULT_ROTATION_OVERLAP_S
 from watcher.models import JSONObject
 from watcher.registry import Entry, Source, SubscriptionRegistry
 from watcher.signing import SECRET_PREFIX
@@ -48,10 +56,23 @@ class WebhookStore(Protocol):
     async def add_api_subscription(self, sub: StoredSubscription) -> bool: ...
 
     async def update_api_subscription(
-        self, subscription_id: str, *, spec: JSONObject | None, secret: str | None, now: float
+        self, subscription_id: str, spec: JSONObject, now: float
+    ) -> bool: ...
+
+    async def rotate_api_secret(
+        self, subscription_id: str, secret: str, previous_until: float | None, now: float
     ) -> bool: ...
 
     async def delete_api_subscription(self, subscription_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """An API subscription's signing secrets: the current one, and a rotated-out one."""
+
+    secret: str = field(repr=False)
+    previous: str | None = field(default=None, repr=False)
+    previous_until: float | None = None
 
 
 def new_secret() -> str:
@@ -72,17 +93,20 @@ class WebhookManager:
         registry: SubscriptionRegistry,
         context: Context,
         clock: Callable[[], float] = time.time,
+        *,
+        rotation_overlap_s: float = DEFAULT_ROTATION_OVERLAP_S,
     ) -> None:
         self._store = store
         self._registry = registry
         self._context = context
         self._clock = clock
-        self._secrets: dict[str, str] = {}
+        self._overlap_s = rotation_overlap_s
+        self._keys: dict[str, Keys] = {}
         self._lock = asyncio.Lock()
 
-    def remember_secret(self, subscription_id: str, secret: str) -> None:
-        """Keep the stored secret of an API subscription loaded at start-up."""
-        self._secrets[subscription_id] = secret
+    def remember_keys(self, subscription_id: str, keys: Keys) -> None:
+        """Keep the stored secrets of an API subscription loaded at start-up."""
+        self._keys[subscription_id] = keys
 
     def entries(self) -> list[Entry]:
         return self._registry.entries()
@@ -92,6 +116,10 @@ class WebhookManager:
         if entry is None:
             raise NotFoundError(f"no webhook with id '{subscription_id}'")
         return entry
+
+    async def views(self, entries: Sequence[Entry]) -> list[WebhookView]:
+        """How the API shows ``entries``."""
+        return [view(e, self._context.delivery) for e in entries]
 
     async def create(self, body: Any) -> tuple[Entry, str]:
         """A new subscription from a POST body; returns it and its secret."""
@@ -107,17 +135,17 @@ class WebhookManager:
                     "a webhook with this id exists",
                     [FieldError("id", f"'{subscription_id}' is already used")],
                 )
-            secret = new_secret()
+            keys = Keys(new_secret())
             now = self._clock()
-            stored = StoredSubscription(subscription_id, spec, secret, now, now)
+            stored = StoredSubscription(subscription_id, spec, keys.secret, now, now)
             if not await self._store.add_api_subscription(stored):
                 raise ConflictError(
                     "a webhook with this id exists",
                     [FieldError("id", f"'{subscription_id}' is already used")],
                 )
-            entry = self._install(subscription_id, spec, secret, now, now)
+            entry = self._install(subscription_id, spec, keys, now, now)
         log.info("webhook_created", subscription=subscription_id, chain=spec["chain"])
-        return entry, secret
+        return entry, keys.secret
 
     async def replace(self, subscription_id: str, body: Any) -> Entry:
         """PUT: a whole new definition (absent fields take their defaults)."""
@@ -169,24 +197,29 @@ class WebhookManager:
             self._writable(subscription_id)
             await self._store.delete_api_subscription(subscription_id)
             self._registry.remove(subscription_id)
-            self._secrets.pop(subscription_id, None)
+            self._keys.pop(subscription_id, None)
         log.info("webhook_deleted", subscription=subscription_id)
 
-    async def rotate_secret(self, subscription_id: str) -> str:
-        """A new signing secret, used from the next delivery attempt on."""
+    async def rotate_secret(
+        self, subscription_id: str, overlap_s: float | None = None
+    ) -> tuple[str, float | None]:
+        """A new signing secret, used from the next attempt on; the old one signs as well
+        until the returned time (None when ``overlap_s`` is 0)."""
+        overlap = self._overlap_s if overlap_s is None else overlap_s
         async with self._lock:
             entry = self._writable(subscription_id)
             secret = new_secret()
             now = self._clock()
-            if not await self._store.update_api_subscription(
-                subscription_id, spec=None, secret=secret, now=now
-            ):
+            until = now + overlap if overlap > 0 else None
+            if not await self._store.rotate_api_secret(subscription_id, secret, until, now):
                 raise NotFoundError(f"no webhook with id '{subscription_id}'")
+            old = self._keys[subscription_id]
+            keys = Keys(secret, old.secret if until is not None else None, until)
             assert entry.spec is not None
             assert entry.created_at is not None
-            self._install(subscription_id, entry.spec, secret, entry.created_at, now)
-        log.info("webhook_secret_rotated", subscription=subscription_id)
-        return secret
+            self._install(subscription_id, entry.spec, keys, entry.created_at, now)
+        log.info("webhook_secret_rotated", subscription=subscription_id, overlap_s=overlap)
+        return secret, until
 
     async def _update(
         self, subscription_id: str, change: Callable[[Mapping[str, Any]], WebhookFields]
@@ -195,14 +228,13 @@ class WebhookManager:
             entry = self._writable(subscription_id)
             assert entry.spec is not None
             assert entry.created_at is not None
-            spec = normalise(change(entry.spec), self._context)
+            fields = change(entry.spec)
+            spec = normalise(fields, self._context)
             now = self._clock()
-            if not await self._store.update_api_subscription(
-                subscription_id, spec=spec, secret=None, now=now
-            ):
+            if not await self._store.update_api_subscription(subscription_id, spec, now):
                 raise NotFoundError(f"no webhook with id '{subscription_id}'")
-            secret = self._secrets[subscription_id]
-            updated = self._install(subscription_id, spec, secret, entry.created_at, now)
+            keys = self._keys[subscription_id]
+            updated = self._install(subscription_id, spec, keys, entry.created_at, now)
         log.info("webhook_updated", subscription=subscription_id, chain=spec["chain"])
         return updated
 
@@ -216,10 +248,12 @@ class WebhookManager:
         return entry
 
     def _install(
-        self, subscription_id: str, spec: JSONObject, secret: str, created: float, updated: float
+        self, subscription_id: str, spec: JSONObject, keys: Keys, created: float, updated: float
     ) -> Entry:
-        sub = build(subscription_id, spec, secret, self._context)
+        sub = build(
+            subscription_id, spec, keys.secret, self._context, keys.previous, keys.previous_until
+        )
         entry = Entry(subscription_id, Source.API, sub, spec, created, updated)
-        self._secrets[subscription_id] = secret
+        self._keys[subscription_id] = keys
         self._registry.put(entry)
         return entry

@@ -21,6 +21,7 @@ from watcher.api.specs import (
     NAME_PATTERN,
     AddressesBody,
     CreatedWebhook,
+    RotateBody,
     RotatedSecret,
     WebhookCreate,
     WebhookFields,
@@ -45,6 +46,7 @@ def openapi_document(chains: Iterable[str]) -> dict[str, Any]:
         (WebhookCreate, "validation"),
         (WebhookFields, "validation"),
         (AddressesBody, "validation"),
+        (RotateBody, "validation"),
     ]
     outputs: list[tuple[type[BaseModel], Any]] = [
         (WebhookView, "serialization"),
@@ -106,25 +108,9 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listWebhooks",
                 "summary": "List webhooks, file-defined ones first",
-                "parameters": [
-                    _query("page", 1, 10**9, 1),
-                    _query("limit", 1, MAX_LIMIT, DEFAULT_LIMIT),
-                ],
+                "parameters": _paging(),
                 "responses": {
-                    "200": _json(
-                        "A page of webhooks",
-                        {
-                            "type": "object",
-                            "required": ["meta", "data"],
-                            "properties": {
-                                "meta": {"$ref": _REF.format(model="PageMeta")},
-                                "data": {
-                                    "type": "array",
-                                    "items": {"$ref": _REF.format(model="WebhookView")},
-                                },
-                            },
-                        },
-                    ),
+                    "200": _json("A page of webhooks", _page("WebhookView")),
                     **_errors(400, 401),
                 },
             },
@@ -174,9 +160,13 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "rotateWebhookSecret",
                 "summary": "Replace the signing secret; the new one is returned this once",
+                "description": "The old secret keeps signing next to the new one (both "
+                "signatures are sent) for the overlap, so receivers can switch without "
+                "losing a webhook.",
+                "requestBody": {**_body("RotateBody"), "required": False},
                 "responses": {
                     "200": _json("The new secret", _data("RotatedSecret")),
-                    **_errors(401, 404, 409),
+                    **_errors(400, 401, 404, 409, 413, 422),
                 },
             },
         },
@@ -274,6 +264,21 @@ def _body(model: str) -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
     }
+
+
+def _page(model: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["meta", "data"],
+        "properties": {
+            "meta": {"$ref": _REF.format(model="PageMeta")},
+            "data": {"type": "array", "items": {"$ref": _REF.format(model=model)}},
+        },
+    }
+
+
+def _paging() -> list[dict[str, Any]]:
+    return [_query("page", 1, 10**9, 1), _query("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)]
 
 
 def _query(name: str, low: int, high: int, default: int) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A request body is first checked against the pydantic models (whose JSON Schema is also what
 the OpenAPI document publishes), then against what a schema cannot say: the chain is one the
 daemon follows, addresses carry valid EIP-55 checksums, conditions parse, the callback URL is
-not refused by the SSRF guard. Every problem names its field, as in the configuration file.
+not refused by the SSRF guard, the delivery keys agree with each other (see
+:mod:`watcher.api.delivery_fields`). Every problem names its field, as in the configuration
+file.
 """
 
 from __future__ import annotations
@@ -17,18 +19,28 @@ from re import Pattern
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
 from watcher import addresses, netguard
+from watcher.api.delivery_fields import (
+    DELIVERY_KEYS,
+    DeliveryFields,
+    DeliveryPolicyView,
+    delivery_problems,
+    delivery_view,
+    settings_of,
+    spec_settings,
+)
 from watcher.api.errors import FieldError, InvalidError
 from watcher.conditions import OPERATORS, AllOf, AnyOf, Condition, ConditionError, parse_conditions
-from watcher.config import ChainConfig, format_loc
+from watcher.config import ChainConfig, DeliveryConfig, format_loc
 from watcher.models import Direction, EventType, JSONObject, Kind, Subscription
 from watcher.registry import Entry, Source
 from watcher.signing import parse_secret
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+MAX_OVERLAP_S = 30 * 86400.0
 DEFAULT_EVENTS: list[EventType] = [e for e in EventType if e is not EventType.BLOCK_MINED]
 
 Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=[f"0x{'ab' * 20}"])]
@@ -52,8 +64,8 @@ class ConditionItem(_Model):
     all: Annotated[list[ConditionItem], Field(min_length=1)] | None = None
 
 
-class WebhookFields(_Model):
-    """A subscription's definition: what to watch and where to send it."""
+class _Target(_Model):
+    """What to watch and where to send it."""
 
     chain: Annotated[str, Field(pattern=NAME_PATTERN, description="A configured chain.")]
     url: Annotated[str, Field(min_length=1, max_length=2048, description="http(s) callback.")]
@@ -65,9 +77,13 @@ class WebhookFields(_Model):
     kinds: Annotated[list[Kind], Field(min_length=1)] = Field(default_factory=lambda: list(Kind))
     direction: Literal["in", "out", "any"] = "any"
     conditions: list[ConditionItem] | None = None
-    confirmations: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+    confirmations: Annotated[int, Strict(), Field(ge=1, le=10_000)] | None = Field(
         default=None, description="Depth for tx.confirmed; null: the chain's default."
     )
+
+
+class WebhookFields(DeliveryFields, _Target):
+    """A subscription's definition: what to watch, where to send it and how."""
 
 
 class WebhookCreate(WebhookFields):
@@ -84,9 +100,17 @@ class AddressesBody(_Model):
     addresses: Annotated[list[Address], Field(min_length=1)]
 
 
-class WebhookView(BaseModel):
-    """A subscription as the API shows it (never its secret)."""
+class RotateBody(_Model):
+    """``POST /api/webhooks/{id}/rotate-secret`` (optional body)."""
 
+    overlap_s: Annotated[float, Strict(), Field(ge=0, le=MAX_OVERLAP_S)] | None = Field(
+        default=None,
+        description="How long the old secret keeps signing next to the new one; 0 retires "
+        "it at once (a leaked secret). Default: the daemon's api.rotation_overlap_s.",
+    )
+
+
+class _TargetView(BaseModel):
     id: str
     source: Source
     chain: str
@@ -98,6 +122,11 @@ class WebhookView(BaseModel):
     direction: Literal["in", "out", "any"]
     conditions: list[ConditionItem] | None
     confirmations: int | None
+
+
+class WebhookView(DeliveryPolicyView, _TargetView):
+    """A subscription as the API shows it (never its secret)."""
+
     created_at: datetime | None
     updated_at: datetime | None
     problem: str | None = Field(description="Why it is not running; null when it is.")
@@ -114,6 +143,9 @@ class RotatedSecret(BaseModel):
 
     id: str
     secret: str
+    previous_secret_until: datetime | None = Field(
+        description="Until then the replaced secret signs too; null: it no longer does."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +156,7 @@ class Context:
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default_factory=tuple
     )
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -165,6 +198,7 @@ def normalise(fields: WebhookFields, ctx: Context) -> dict[str, Any]:
     url_problem = callback_url_problem(fields.url, ctx.allow_networks)
     if url_problem is not None:
         errors.append(FieldError("url", url_problem))
+    errors.extend(delivery_problems(fields))
     if errors:
         raise InvalidError("the webhook definition is invalid", errors)
     return {
@@ -177,14 +211,27 @@ def normalise(fields: WebhookFields, ctx: Context) -> dict[str, Any]:
         "direction": fields.direction,
         "conditions": conditions,
         "confirmations": fields.confirmations,
+        **fields.model_dump(mode="json", include=set(DELIVERY_KEYS)),
     }
 
 
-def build(subscription_id: str, spec: JSONObject, secret: str, ctx: Context) -> Subscription:
-    """The runnable subscription of a stored (normalised) definition."""
+def build(
+    subscription_id: str,
+    spec: JSONObject,
+    secret: str,
+    ctx: Context,
+    previous_secret: str | None = None,
+    previous_secret_until: float | None = None,
+) -> Subscription:
+    """The runnable subscription of a stored (normalised) definition.
+
+    ``previous_secret`` is the one a rotation replaced: it signs too until
+    ``previous_secret_until``.
+    """
     fields = parse_model(WebhookFields, spec)
     spec = normalise(fields, ctx)
     chain = ctx.chains[fields.chain]
+    previous = None if previous_secret is None else parse_secret(previous_secret)
     return Subscription(
         id=subscription_id,
         chain=fields.chain,
@@ -197,6 +244,7 @@ def build(subscription_id: str, spec: JSONObject, secret: str, ctx: Context) -> 
         kinds=frozenset(Kind(k) for k in spec["kinds"]),
         direction=None if fields.direction == "any" else Direction(fields.direction),
         condition=parse_conditions(spec["conditions"]),
+        delivery=settings_of(fields, ctx.delivery, previous, previous_secret_until),
     )
 
 
@@ -207,10 +255,14 @@ def stored_entry(
     created_at: float,
     updated_at: float,
     ctx: Context,
+    previous_secret: str | None = None,
+    previous_secret_until: float | None = None,
 ) -> Entry:
     """The registry entry of a stored definition; not runnable, with the reason, if invalid."""
     try:
-        sub: Subscription | None = build(subscription_id, spec, secret, ctx)
+        sub: Subscription | None = build(
+            subscription_id, spec, secret, ctx, previous_secret, previous_secret_until
+        )
         problem = None
     except InvalidError as exc:
         sub = None
@@ -218,10 +270,11 @@ def stored_entry(
     return Entry(subscription_id, Source.API, sub, spec, created_at, updated_at, problem)
 
 
-def view(entry: Entry) -> WebhookView:
+def view(entry: Entry, defaults: DeliveryConfig) -> WebhookView:
     """How the API shows ``entry``."""
     sub = entry.subscription
     spec = dict(entry.spec) if entry.spec is not None else (describe(sub) if sub else {})
+    settings = sub.delivery if sub is not None else spec_settings(spec, defaults)
     return WebhookView(
         id=entry.id,
         source=entry.source,
@@ -234,6 +287,7 @@ def view(entry: Entry) -> WebhookView:
         direction=spec.get("direction", "any"),
         conditions=spec.get("conditions"),
         confirmations=sub.confirmations if sub is not None else spec.get("confirmations"),
+        **delivery_view(settings).model_dump(),
         created_at=_time(entry.created_at),
         updated_at=_time(entry.updated_at),
         problem=entry.problem,

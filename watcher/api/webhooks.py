@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,8 @@ from aiohttp import web
 from watcher.api.errors import BadRequestError, FieldError, InvalidError
 from watcher.api.manager import WebhookManager
 from watcher.api.pagination import Page, meta
-from watcher.api.specs import CreatedWebhook, RotatedSecret, view
+from watcher.api.specs import CreatedWebhook, RotateBody, RotatedSecret, parse_model
+from watcher.registry import Entry
 
 COLLECTION = "/api/webhooks"
 # Deeper JSON than this is refused before validation, whose recursion it would strain.
@@ -45,16 +47,18 @@ class _Handlers:
         page = Page.from_query(request.query)
         entries = self._manager.entries()
         shown = page.slice(entries)
+        views = await self._manager.views(shown)
         return web.json_response(
             {
                 "meta": meta(COLLECTION, page, len(shown), len(entries)),
-                "data": [view(e).model_dump(mode="json") for e in shown],
+                "data": [v.model_dump(mode="json") for v in views],
             }
         )
 
     async def create(self, request: web.Request) -> web.Response:
         entry, secret = await self._manager.create(await json_body(request))
-        created = CreatedWebhook(**view(entry).model_dump(), secret=secret)
+        (shown,) = await self._manager.views([entry])
+        created = CreatedWebhook(**shown.model_dump(), secret=secret)
         return web.json_response(
             {"data": created.model_dump(mode="json")},
             status=201,
@@ -62,15 +66,15 @@ class _Handlers:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        return _one(self._manager.get(request.match_info["id"]))
+        return await self._one(self._manager.get(request.match_info["id"]))
 
     async def replace(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        return _one(await self._manager.replace(request.match_info["id"], body))
+        return await self._one(await self._manager.replace(request.match_info["id"], body))
 
     async def patch(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        return _one(await self._manager.patch(request.match_info["id"], body))
+        return await self._one(await self._manager.patch(request.match_info["id"], body))
 
     async def delete(self, request: web.Request) -> web.Response:
         await self._manager.delete(request.match_info["id"])
@@ -78,21 +82,33 @@ class _Handlers:
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
         subscription_id = request.match_info["id"]
-        secret = await self._manager.rotate_secret(subscription_id)
-        rotated = RotatedSecret(id=subscription_id, secret=secret)
+        body = RotateBody()
+        if await has_body(request):
+            body = parse_model(RotateBody, await json_body(request))
+        secret, until = await self._manager.rotate_secret(subscription_id, body.overlap_s)
+        rotated = RotatedSecret(
+            id=subscription_id,
+            secret=secret,
+            previous_secret_until=None if until is None else datetime.fromtimestamp(until, UTC),
+        )
         return web.json_response({"data": rotated.model_dump(mode="json")})
 
     async def add_addresses(self, request: web.Request) -> web.Response:
         body = await json_body(request)
-        return _one(await self._manager.add_addresses(request.match_info["id"], body))
+        return await self._one(await self._manager.add_addresses(request.match_info["id"], body))
 
     async def remove_address(self, request: web.Request) -> web.Response:
         info = request.match_info
-        return _one(await self._manager.remove_address(info["id"], info["address"]))
+        return await self._one(await self._manager.remove_address(info["id"], info["address"]))
+
+    async def _one(self, entry: Entry) -> web.Response:
+        (shown,) = await self._manager.views([entry])
+        return web.json_response({"data": shown.model_dump(mode="json")})
 
 
-def _one(entry: Any) -> web.Response:
-    return web.json_response({"data": view(entry).model_dump(mode="json")})
+async def has_body(request: web.Request) -> bool:
+    """Whether the request has a body other than whitespace (for an optional one)."""
+    return bool((await request.read()).strip())
 
 
 async def json_body(request: web.Request) -> Any:

@@ -1,0 +1,100 @@
+"""The Bitcoin watched-address matcher: incoming outputs, outgoing inputs, amounts. Pure."""
+
+from __future__ import annotations
+
+from watcher.btc_matching import BtcAddressIndex, BtcMatch
+from watcher.models import BtcTx, BtcTxIn, BtcTxOut, Direction, EventType, Subscription
+
+ALICE = "bcrt1qalice"
+BOB = "bcrt1qbob"
+CAROL = "mcarol"
+STRANGER = "mstranger"
+
+
+def sub(sub_id: str, *addresses: str) -> Subscription:
+    return Subscription(
+        id=sub_id,
+        chain="btc",
+        addresses=frozenset(addresses),
+        events=frozenset(EventType),
+        confirmations=1,
+        url="http://127.0.0.1/hook",
+        secret=b"s",
+    )
+
+
+def tx(txid: str, inputs: list[BtcTxIn], outputs: list[tuple[str | None, int]]) -> BtcTx:
+    outs = tuple(BtcTxOut(n, address, value) for n, (address, value) in enumerate(outputs))
+    return BtcTx(txid, tuple(inputs), outs, coinbase=not inputs, raw={})
+
+
+def summary(matches: list[BtcMatch]) -> set[tuple[str, str, Direction, int]]:
+    return {(m.subscription.id, m.address, m.direction, m.amount_sat) for m in matches}
+
+
+def test_outputs_to_a_watched_address_are_summed_into_one_incoming_match() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    payment = tx("t1", [BtcTxIn("p", 0, STRANGER, 10)], [(ALICE, 3), (STRANGER, 5), (ALICE, 1)])
+    [match] = index.match(payment)
+    assert (match.address, match.direction, match.amount_sat) == (ALICE, Direction.IN, 4)
+    assert match.outpoints == (("t1", 0), ("t1", 2))
+
+
+def test_an_input_whose_prevout_pays_a_watched_address_is_outgoing() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    spend = tx("t2", [BtcTxIn("p", 1, ALICE, 7), BtcTxIn("q", 0, ALICE, 2)], [(BOB, 8), (ALICE, 1)])
+    assert summary(index.match(spend)) == {
+        ("s1", ALICE, Direction.OUT, 9),
+        ("s1", ALICE, Direction.IN, 1),
+    }
+
+
+def test_an_input_without_prevout_is_recognised_from_the_known_watched_outputs() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    spend = tx("t3", [BtcTxIn("deposit", 4)], [(BOB, 5)])
+    assert index.match(spend) == []
+    known = {("deposit", 4): BtcTxOut(4, ALICE, 6)}
+    [match] = index.match(spend, known)
+    assert (match.direction, match.amount_sat, match.outpoints) == (
+        Direction.OUT,
+        6,
+        (("deposit", 4),),
+    )
+
+
+def test_a_prevout_address_that_is_not_watched_is_not_looked_up_in_known() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    spend = tx("t4", [BtcTxIn("deposit", 0, STRANGER, 6)], [(BOB, 5)])
+    assert index.match(spend, {("deposit", 0): BtcTxOut(0, ALICE, 6)}) == []
+
+
+def test_every_subscription_watching_an_address_gets_its_own_match() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE, BOB), sub("s2", ALICE), sub("s3", CAROL)])
+    assert len(index) == 3
+    assert ALICE in index
+    assert STRANGER not in index
+    payment = tx("t5", [BtcTxIn("p", 0, CAROL, 10)], [(ALICE, 3), (BOB, 2), (None, 0)])
+    assert summary(index.match(payment)) == {
+        ("s1", ALICE, Direction.IN, 3),
+        ("s2", ALICE, Direction.IN, 3),
+        ("s1", BOB, Direction.IN, 2),
+        ("s3", CAROL, Direction.OUT, 10),
+    }
+
+
+def test_coinbase_and_unrelated_transactions_match_nothing() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    assert index.match(tx("cb", [], [(STRANGER, 50), (None, 0)])) == []
+    assert index.match(tx("t6", [BtcTxIn("p", 0)], [(STRANGER, 1)])) == []
+
+
+def test_match_all_follows_a_watched_output_spent_later_in_the_same_block() -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)])
+    deposit = tx("d", [BtcTxIn("p", 0)], [(ALICE, 5)])
+    sweep = tx("s", [BtcTxIn("d", 0)], [(BOB, 4)])
+    unrelated = tx("u", [BtcTxIn("x", 0)], [(STRANGER, 1)])
+    found = index.match_all([deposit, unrelated, sweep])
+    assert [(t.txid, summary(m)) for t, m in found] == [
+        ("d", {("s1", ALICE, Direction.IN, 5)}),
+        ("s", {("s1", ALICE, Direction.OUT, 5)}),
+    ]
