@@ -108,6 +108,7 @@ class Daemon:
                 self.registry,
                 context,
                 rotation_overlap_s=config.api.rotation_overlap_s if config.api else 0.0,
+                on_enabled=worker.notify,
             )
             await self._load_subscriptions(store, manager, context)
             rpc = await stack.enter_async_context(aiohttp.ClientSession())

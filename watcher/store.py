@@ -618,13 +618,13 @@ class SQLiteStore:
             )
             return True
 
-    async def subscription_states(self) -> list[SubscriptionState]:
-        """Every subscription the store has seen, with its outbox counts."""
+    async def subscription_states(
+        self, ids: Sequence[str] | None = None
+    ) -> list[SubscriptionState]:
+        """Every subscription the store has seen (or those of ``ids``), with outbox counts."""
+        params = {"ids": None if ids is None else orjson.dumps(list(ids))}
         async with self._lock:
-            rows = await self._fetchall(
-                _SUBSCRIPTION_STATES,
-                (),
-            )
+            rows = await self._fetchall(_SUBSCRIPTION_STATES, params)
         return [SubscriptionState(_health(r), r[7], r[8], int(r[9]), int(r[10])) for r in rows]
 
     # --- the outbox ---------------------------------------------------------------------
@@ -1019,7 +1019,9 @@ SELECT id, status, callback_error_count, failing_since, exhausted_since_success,
     last_success_at, disabled_reason, disabled_at, last_attempt_at,
     (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'pending'),
     (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'failed')
-FROM subscriptions s ORDER BY id
+FROM subscriptions s
+WHERE :ids IS NULL OR s.id IN (SELECT value FROM json_each(:ids))
+ORDER BY id
 """
 
 _UPDATE_HEALTH = """

@@ -5,8 +5,10 @@ installed in the :class:`~watcher.registry.SubscriptionRegistry`, which hands it
 running followers and the delivery worker. Changes are serialised by a lock, so two
 concurrent updates of one subscription cannot interleave their read and write.
 
-Subscriptions from the configuration file are listed too but are read-only here: changing
-one through the API answers 409 Conflict (edit the file and reload with SIGHUP instead).
+Subscriptions from the configuration file are listed too but their definitions are
+read-only here: changing one through the API answers 409 Conflict (edit the file and reload
+with SIGHUP instead). Enabling and disabling act on the delivery state, not the definition,
+and work for both.
 
 A rotated secret does not stop signing at once: for ``rotation_overlap_s`` both the new and
 the old secret sign every webhook (Standard Webhooks sends the signatures space-separated),
@@ -43,7 +45,7 @@ from watcher.config import DEFAULT_ROTATION_OVERLAP_S
 from watcher.models import JSONObject
 from watcher.registry import Entry, Source, SubscriptionRegistry
 from watcher.signing import SECRET_PREFIX
-from watcher.store import StoredSubscription
+from watcher.store import StoredSubscription, SubscriptionState
 
 log = structlog.get_logger()
 
@@ -65,6 +67,14 @@ class WebhookStore(Protocol):
 
     async def delete_api_subscription(self, subscription_id: str) -> bool: ...
 
+    async def set_subscription_status(
+        self, subscription_id: str, status: str, reason: str | None, now: float
+    ) -> bool: ...
+
+    async def subscription_states(
+        self, ids: Sequence[str] | None = None
+    ) -> list[SubscriptionState]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -85,7 +95,7 @@ def new_id() -> str:
 
 
 class WebhookManager:
-    """Create, change, rotate and delete API-managed subscriptions."""
+    """Create, change, rotate, enable, disable and delete subscriptions."""
 
     def __init__(
         self,
@@ -95,12 +105,14 @@ class WebhookManager:
         clock: Callable[[], float] = time.time,
         *,
         rotation_overlap_s: float = DEFAULT_ROTATION_OVERLAP_S,
+        on_enabled: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._registry = registry
         self._context = context
         self._clock = clock
         self._overlap_s = rotation_overlap_s
+        self._on_enabled = on_enabled
         self._keys: dict[str, Keys] = {}
         self._lock = asyncio.Lock()
 
@@ -118,8 +130,10 @@ class WebhookManager:
         return entry
 
     async def views(self, entries: Sequence[Entry]) -> list[WebhookView]:
-        """How the API shows ``entries``."""
-        return [view(e, self._context.delivery) for e in entries]
+        """How the API shows ``entries``, with their delivery state read from the store."""
+        states = await self._store.subscription_states([e.id for e in entries])
+        by_id = {s.health.id: s for s in states}
+        return [view(e, by_id.get(e.id), self._context.delivery) for e in entries]
 
     async def create(self, body: Any) -> tuple[Entry, str]:
         """A new subscription from a POST body; returns it and its secret."""
@@ -143,6 +157,8 @@ class WebhookManager:
                     "a webhook with this id exists",
                     [FieldError("id", f"'{subscription_id}' is already used")],
                 )
+            # Explicitly, so that an id used before does not inherit its old status.
+            await self._set_status(subscription_id, fields.enabled is not False, now)
             entry = self._install(subscription_id, spec, keys, now, now)
         log.info("webhook_created", subscription=subscription_id, chain=spec["chain"])
         return entry, keys.secret
@@ -200,6 +216,13 @@ class WebhookManager:
             self._keys.pop(subscription_id, None)
         log.info("webhook_deleted", subscription=subscription_id)
 
+    async def set_enabled(self, subscription_id: str, enabled: bool) -> Entry:
+        """Enable (the backlog is sent at once) or disable a file or API subscription."""
+        async with self._lock:
+            entry = self.get(subscription_id)
+            await self._set_status(subscription_id, enabled, self._clock())
+        return entry
+
     async def rotate_secret(
         self, subscription_id: str, overlap_s: float | None = None
     ) -> tuple[str, float | None]:
@@ -233,10 +256,24 @@ class WebhookManager:
             now = self._clock()
             if not await self._store.update_api_subscription(subscription_id, spec, now):
                 raise NotFoundError(f"no webhook with id '{subscription_id}'")
+            if fields.enabled is not None:
+                await self._set_status(subscription_id, fields.enabled, now)
             keys = self._keys[subscription_id]
             updated = self._install(subscription_id, spec, keys, entry.created_at, now)
         log.info("webhook_updated", subscription=subscription_id, chain=spec["chain"])
         return updated
+
+    async def _set_status(self, subscription_id: str, enabled: bool, now: float) -> None:
+        status = "active" if enabled else "disabled"
+        reason = None if enabled else "disabled through the admin API"
+        if await self._store.set_subscription_status(subscription_id, status, reason, now):
+            log.info(
+                "subscription_enabled" if enabled else "subscription_disabled",
+                subscription=subscription_id,
+                reason=reason,
+            )
+            if enabled:
+                self._on_enabled()
 
     def _writable(self, subscription_id: str) -> Entry:
         entry = self.get(subscription_id)

@@ -76,8 +76,9 @@ def openapi_document(chains: Iterable[str]) -> dict[str, Any]:
             "version": __version__,
             "description": (
                 "Manage webhook subscriptions of a running watcher. Subscriptions defined in "
-                "the configuration file are listed with source 'file' and are read-only "
-                "here (409 Conflict): change the file and reload with SIGHUP."
+                "the configuration file are listed with source 'file'; their definitions are "
+                "read-only here (409 Conflict): change the file and reload with SIGHUP. "
+                "Enabling and disabling work for both."
             ),
         },
         "components": {
@@ -170,6 +171,22 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        "/api/webhooks/{id}/enable": _action(
+            webhook_id,
+            "enableWebhook",
+            "Enable a webhook: deliveries recorded while disabled are sent now",
+            one,
+            None,
+            (401, 404),
+        ),
+        "/api/webhooks/{id}/disable": _action(
+            webhook_id,
+            "disableWebhook",
+            "Disable a webhook: events are still recorded, and sent once it is enabled",
+            one,
+            None,
+            (401, 404),
+        ),
         "/api/webhooks/{id}/addresses": {
             "parameters": [webhook_id],
             "post": {
@@ -219,6 +236,8 @@ _LINKS = {
         "deleteWebhook",
         "rotateWebhookSecret",
         "addWebhookAddresses",
+        "enableWebhook",
+        "disableWebhook",
     )
 }
 
@@ -264,6 +283,21 @@ def _body(model: str) -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
     }
+
+
+def _action(
+    parameter: dict[str, Any],
+    operation: str,
+    summary: str,
+    result: dict[str, Any],
+    body: str | None,
+    errors: tuple[int, ...],
+) -> dict[str, Any]:
+    post: dict[str, Any] = {"operationId": operation, "summary": summary}
+    if body is not None:
+        post["requestBody"] = _body(body)
+    post["responses"] = {"200": _json("Done", result), **_errors(*errors)}
+    return {"parameters": [parameter], "post": post}
 
 
 def _page(model: str) -> dict[str, Any]:

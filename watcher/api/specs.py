@@ -6,6 +6,10 @@ daemon follows, addresses carry valid EIP-55 checksums, conditions parse, the ca
 not refused by the SSRF guard, the delivery keys agree with each other (see
 :mod:`watcher.api.delivery_fields`). Every problem names its field, as in the configuration
 file.
+
+``enabled`` is not part of the stored definition: it is the subscription's delivery state
+(active or disabled), which the store keeps next to its error count, so that an automatic
+disable and an operator's enable or disable all act on one status.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from re import Pattern
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, ValidationError
 
 from watcher import addresses, netguard
 from watcher.api.delivery_fields import (
@@ -35,8 +39,10 @@ from watcher.api.errors import FieldError, InvalidError
 from watcher.conditions import OPERATORS, AllOf, AnyOf, Condition, ConditionError, parse_conditions
 from watcher.config import ChainConfig, DeliveryConfig, format_loc
 from watcher.models import Direction, EventType, JSONObject, Kind, Subscription
+from watcher.policy import SubscriptionHealth
 from watcher.registry import Entry, Source
 from watcher.signing import parse_secret
+from watcher.store import SubscriptionState
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
@@ -85,6 +91,12 @@ class _Target(_Model):
 class WebhookFields(DeliveryFields, _Target):
     """A subscription's definition: what to watch, where to send it and how."""
 
+    enabled: StrictBool | None = Field(
+        default=None,
+        description="Whether deliveries are sent; null or absent: as it is (a new webhook: "
+        "true). A disabled webhook keeps recording events and sends them once enabled.",
+    )
+
 
 class WebhookCreate(WebhookFields):
     """``POST /api/webhooks``: a definition, and optionally the id to give it."""
@@ -110,6 +122,9 @@ class RotateBody(_Model):
     )
 
 
+Status = Literal["active", "disabled"]
+
+
 class _TargetView(BaseModel):
     id: str
     source: Source
@@ -125,8 +140,17 @@ class _TargetView(BaseModel):
 
 
 class WebhookView(DeliveryPolicyView, _TargetView):
-    """A subscription as the API shows it (never its secret)."""
+    """A subscription as the API shows it (never its secret), with its delivery state."""
 
+    enabled: bool
+    status: Status = Field(description="disabled: by an operator, a 410 Gone, or auto-disable.")
+    disabled_reason: str | None
+    callback_error_count: int = Field(description="Failed attempts since it was created.")
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    failing_since: datetime | None = Field(description="The first failure since the last 2xx.")
+    pending_deliveries: int
+    failed_deliveries: int = Field(description="Gave up after the last retry; can be replayed.")
     created_at: datetime | None
     updated_at: datetime | None
     problem: str | None = Field(description="Why it is not running; null when it is.")
@@ -270,11 +294,16 @@ def stored_entry(
     return Entry(subscription_id, Source.API, sub, spec, created_at, updated_at, problem)
 
 
-def view(entry: Entry, defaults: DeliveryConfig) -> WebhookView:
-    """How the API shows ``entry``."""
+def view(entry: Entry, state: SubscriptionState | None, defaults: DeliveryConfig) -> WebhookView:
+    """How the API shows ``entry``; ``state`` None: the store has not seen it yet (active)."""
     sub = entry.subscription
     spec = dict(entry.spec) if entry.spec is not None else (describe(sub) if sub else {})
     settings = sub.delivery if sub is not None else spec_settings(spec, defaults)
+    if state is None:
+        state = SubscriptionState(
+            SubscriptionHealth(entry.id, "active", 0, None, 0, None), None, None, 0, 0
+        )
+    health = state.health
     return WebhookView(
         id=entry.id,
         source=entry.source,
@@ -288,6 +317,15 @@ def view(entry: Entry, defaults: DeliveryConfig) -> WebhookView:
         conditions=spec.get("conditions"),
         confirmations=sub.confirmations if sub is not None else spec.get("confirmations"),
         **delivery_view(settings).model_dump(),
+        enabled=health.status != "disabled",
+        status="disabled" if health.status == "disabled" else "active",
+        disabled_reason=health.disabled_reason,
+        callback_error_count=health.callback_error_count,
+        last_success_at=_time(health.last_success_at),
+        last_attempt_at=_time(state.last_attempt_at),
+        failing_since=_time(health.failing_since),
+        pending_deliveries=state.pending,
+        failed_deliveries=state.failed,
         created_at=_time(entry.created_at),
         updated_at=_time(entry.updated_at),
         problem=entry.problem,

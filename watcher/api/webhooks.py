@@ -35,6 +35,8 @@ def add_routes(app: web.Application, manager: WebhookManager) -> None:
     r.add_patch(COLLECTION + "/{id}", handlers.patch)
     r.add_delete(COLLECTION + "/{id}", handlers.delete)
     r.add_post(COLLECTION + "/{id}/rotate-secret", handlers.rotate_secret)
+    r.add_post(COLLECTION + "/{id}/enable", handlers.enable)
+    r.add_post(COLLECTION + "/{id}/disable", handlers.disable)
     r.add_post(COLLECTION + "/{id}/addresses", handlers.add_addresses)
     r.add_delete(COLLECTION + "/{id}/addresses/{address}", handlers.remove_address)
 
@@ -79,6 +81,12 @@ class _Handlers:
     async def delete(self, request: web.Request) -> web.Response:
         await self._manager.delete(request.match_info["id"])
         return web.Response(status=204)
+
+    async def enable(self, request: web.Request) -> web.Response:
+        return await self._one(await self._manager.set_enabled(request.match_info["id"], True))
+
+    async def disable(self, request: web.Request) -> web.Response:
+        return await self._one(await self._manager.set_enabled(request.match_info["id"], False))
 
     async def rotate_secret(self, request: web.Request) -> web.Response:
         subscription_id = request.match_info["id"]
