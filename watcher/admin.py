@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import aiohttp
 
 from watcher.addresses import checksum_ethereum
 from watcher.attempts import AttemptResult, post_webhook, webhook_session
@@ -22,6 +24,7 @@ from watcher.config import WatcherConfig
 from watcher.errors import WatcherError
 from watcher.formats import render
 from watcher.models import Event, EventType, Subscription
+from watcher.netguard import IPNetwork
 from watcher.policy import SubscriptionHealth
 from watcher.store import AttemptRecord, DeliveryRecord, SQLiteStore
 
@@ -156,13 +159,21 @@ async def set_enabled(
 async def test_webhook(config: WatcherConfig, subscription: str) -> tuple[Event, AttemptResult]:
     """Send a signed sample ``tx.mined`` event to a subscription (nothing is recorded)."""
     sub = _known(config, subscription)
+    allowed = config.delivery.allow_networks
+    async with webhook_session(allowed, 1) as session:
+        return await send_test(session, sub, allowed)
+
+
+async def send_test(
+    session: aiohttp.ClientSession, sub: Subscription, allow_networks: Sequence[IPNetwork]
+) -> tuple[Event, AttemptResult]:
+    """POST a signed sample event to ``sub``, in its format, exactly as a delivery would be.
+
+    The test-fire of ``watcher test-webhook`` and of the admin API; nothing is recorded.
+    """
     event = sample_event(sub, time.time())
     body = render(event, sub.delivery.format, sub.delivery.format_options)
-    delivery = config.delivery
-    async with webhook_session(delivery.allow_networks, 1) as session:
-        result = await post_webhook(
-            session, sub, event.id, body, allow_networks=delivery.allow_networks
-        )
+    result = await post_webhook(session, sub, event.id, body, allow_networks=allow_networks)
     return event, result
 
 

@@ -29,6 +29,7 @@ import structlog
 from watcher import __version__
 from watcher.api.app import build_app
 from watcher.api.manager import Keys, WebhookManager
+from watcher.api.operations import DeliveryOperations
 from watcher.api.specs import Context, stored_entry
 from watcher.attempts import webhook_session
 from watcher.chains.ethereum import EthereumClient
@@ -134,8 +135,11 @@ class Daemon:
             heartbeat = Heartbeat(self.notifier, self.followers)
             self.reloader = Reloader(config, self.registry, self.loader, heartbeat)
             if config.api is not None:
+                operations = DeliveryOperations(
+                    store, self.registry, worker.notify, hooks, delivery.allow_networks
+                )
                 app = build_app(
-                    manager, config.api.token, context.chains, config.api.max_body_bytes
+                    manager, operations, config.api.token, context.chains, config.api.max_body_bytes
                 )
                 self.api_url = await serve_app(
                     stack, app, config.api.listen, config.api.port, "api"

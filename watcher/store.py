@@ -791,11 +791,40 @@ class SQLiteStore:
             "status": status,
             "sub": subscription_id,
             "since": since,
+            "until": None,
             "latest": -1 if latest is None else latest,
+            "offset": 0,
         }
         async with self._lock:
             rows = await self._fetchall(_LIST_DELIVERIES, params)
         return [_delivery(r) for r in reversed(rows)]
+
+    async def delivery_page(
+        self,
+        *,
+        status: str | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[DeliveryRecord], int]:
+        """One page of the matching deliveries, newest first, and how many match in all.
+
+        ``since`` and ``until`` bound when the delivery was created: ``[since, until)``.
+        """
+        params = {
+            "status": status,
+            "sub": subscription_id,
+            "since": since,
+            "until": until,
+            "latest": limit,
+            "offset": offset,
+        }
+        async with self._lock:
+            rows = await self._fetchall(_LIST_DELIVERIES, params)
+            total = await self._fetchone(_COUNT_DELIVERIES, params)
+        return [_delivery(r) for r in rows], int(total[0])
 
     async def delivery_counts(self) -> dict[str, int]:
         """How many deliveries are in each status."""
@@ -1055,7 +1084,17 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE (:status IS NULL OR d.status = :status)
   AND (:sub IS NULL OR d.subscription_id = :sub)
   AND (:since IS NULL OR d.created_at >= :since)
-ORDER BY d.id DESC LIMIT :latest
+  AND (:until IS NULL OR d.created_at < :until)
+ORDER BY d.id DESC LIMIT :latest OFFSET :offset
+"""
+
+# The same filter as _LIST_DELIVERIES.
+_COUNT_DELIVERIES = """
+SELECT COUNT(*) FROM deliveries d
+WHERE (:status IS NULL OR d.status = :status)
+  AND (:sub IS NULL OR d.subscription_id = :sub)
+  AND (:since IS NULL OR d.created_at >= :since)
+  AND (:until IS NULL OR d.created_at < :until)
 """
 
 

@@ -1,9 +1,10 @@
-"""The admin HTTP API (aiohttp.web): webhook subscriptions as an ARK-style REST resource.
+"""The admin HTTP API (aiohttp.web): webhooks and their deliveries as ARK-style resources.
 
-``app.py`` builds the application (token check, JSON errors, routes); ``webhooks.py`` holds
-the handlers; ``manager.py`` applies changes to the store and the live registry; ``specs.py``
-the request and response models, with ``delivery_fields.py`` for a webhook's delivery keys;
-``openapi.py`` the published document; ``pagination.py`` and ``auth.py`` what their names
-say. A new resource is a new handlers module whose routes ``app.py`` adds, and whose models
-``openapi.py`` publishes.
+``app.py`` builds the application (token check, JSON errors, routes). Each resource has its
+handlers module (``webhooks.py``, ``deliveries.py``), the object that acts for them
+(``manager.py`` applies definition changes to the store and the live registry;
+``operations.py`` works the outbox) and its request and response models (``specs.py`` with
+``delivery_fields.py``, ``delivery_specs.py``). ``openapi.py`` publishes the document;
+``pagination.py`` and ``auth.py`` do what their names say. A new resource is a new handlers
+module whose routes ``app.py`` adds, and whose models ``openapi.py`` publishes.
 """

@@ -14,17 +14,22 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from watcher.api import deliveries, webhooks
 from watcher.api.auth import CHALLENGE, BearerAuth
 from watcher.api.errors import ApiError, UnauthorizedError, error_response
 from watcher.api.manager import WebhookManager
 from watcher.api.openapi import openapi_document
-from watcher.api.webhooks import add_routes
+from watcher.api.operations import DeliveryOperations
 
 log = structlog.get_logger()
 
 
 def build_app(
-    manager: WebhookManager, token: str, chains: Iterable[str], max_body_bytes: int
+    manager: WebhookManager,
+    operations: DeliveryOperations,
+    token: str,
+    chains: Iterable[str],
+    max_body_bytes: int,
 ) -> web.Application:
     """The aiohttp application of the admin API."""
     auth = BearerAuth(token)
@@ -57,5 +62,6 @@ def build_app(
 
     app = web.Application(client_max_size=max_body_bytes, middlewares=[errors, authenticate])
     app.router.add_get("/api/openapi.json", get_openapi, allow_head=False)
-    add_routes(app, manager)
+    webhooks.add_routes(app, manager)
+    deliveries.add_routes(app, operations)
     return app

@@ -15,6 +15,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from watcher import __version__
+from watcher.api.delivery_specs import (
+    MAX_DELIVERY_ID,
+    DeliveryDetail,
+    DeliveryView,
+    ReplayBody,
+    ReplayResult,
+    TestResult,
+)
 from watcher.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from watcher.api.specs import (
     ADDRESS_PATTERN,
@@ -27,6 +35,7 @@ from watcher.api.specs import (
     WebhookFields,
     WebhookView,
 )
+from watcher.policy import DeliveryStatus
 
 _REF = "#/components/schemas/{model}"
 
@@ -47,11 +56,16 @@ def openapi_document(chains: Iterable[str]) -> dict[str, Any]:
         (WebhookFields, "validation"),
         (AddressesBody, "validation"),
         (RotateBody, "validation"),
+        (ReplayBody, "validation"),
     ]
     outputs: list[tuple[type[BaseModel], Any]] = [
         (WebhookView, "serialization"),
         (CreatedWebhook, "serialization"),
         (RotatedSecret, "serialization"),
+        (DeliveryView, "serialization"),
+        (DeliveryDetail, "serialization"),
+        (ReplayResult, "serialization"),
+        (TestResult, "serialization"),
         (ErrorBody, "serialization"),
     ]
     _, top = models_json_schema([*inputs, *outputs], ref_template=_REF)
@@ -75,10 +89,11 @@ def openapi_document(chains: Iterable[str]) -> dict[str, Any]:
             "title": "watcher admin API",
             "version": __version__,
             "description": (
-                "Manage webhook subscriptions of a running watcher. Subscriptions defined in "
-                "the configuration file are listed with source 'file'; their definitions are "
-                "read-only here (409 Conflict): change the file and reload with SIGHUP. "
-                "Enabling and disabling work for both."
+                "Manage webhook subscriptions of a running watcher and their deliveries. "
+                "Subscriptions defined in the configuration file are listed with source "
+                "'file'; their definitions are read-only here (409 Conflict): change the "
+                "file and reload with SIGHUP. Enabling, disabling, test-firing, replaying "
+                "and the delivery log work for both."
             ),
         },
         "components": {
@@ -102,6 +117,12 @@ def _paths() -> dict[str, Any]:
         "in": "path",
         "required": True,
         "schema": {"type": "string", "pattern": ADDRESS_PATTERN},
+    }
+    delivery_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERY_ID},
     }
     one = _data("WebhookView")
     return {
@@ -187,6 +208,72 @@ def _paths() -> dict[str, Any]:
             None,
             (401, 404),
         ),
+        "/api/webhooks/{id}/test": _action(
+            webhook_id,
+            "testWebhook",
+            "Send a signed sample event now and report the endpoint's answer",
+            _data("TestResult"),
+            None,
+            (401, 404, 409),
+        ),
+        "/api/webhooks/{id}/replay": _action(
+            webhook_id,
+            "replayWebhook",
+            "Re-queue every delivery of the webhook that failed in a time window",
+            _data("ReplayResult"),
+            "ReplayBody",
+            (400, 401, 404, 413, 422),
+        ),
+        "/api/webhooks/{id}/deliveries": {
+            "parameters": [webhook_id],
+            "get": {
+                "operationId": "listWebhookDeliveries",
+                "summary": "The webhook's deliveries, newest first",
+                "parameters": _delivery_filters(),
+                "responses": {
+                    "200": _json("A page of deliveries", _page("DeliveryView")),
+                    **_errors(400, 401, 404),
+                },
+            },
+        },
+        "/api/deliveries": {
+            "get": {
+                "operationId": "listDeliveries",
+                "summary": "Every webhook's deliveries, newest first",
+                "parameters": [
+                    *_delivery_filters(),
+                    {
+                        "name": "webhook_id",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": _json("A page of deliveries", _page("DeliveryView")),
+                    **_errors(400, 401),
+                },
+            },
+        },
+        "/api/deliveries/{id}": {
+            "parameters": [delivery_id],
+            "get": {
+                "operationId": "getDelivery",
+                "summary": "One delivery with the body it sends and its attempt log",
+                "responses": {
+                    "200": _json("The delivery", _data("DeliveryDetail")),
+                    **_errors(401, 404),
+                },
+            },
+        },
+        "/api/deliveries/{id}/retry": _action(
+            delivery_id,
+            "retryDelivery",
+            "Send a delivery again now (a finished one gets a fresh retry schedule)",
+            _data("DeliveryView"),
+            None,
+            (401, 404),
+        ),
         "/api/webhooks/{id}/addresses": {
             "parameters": [webhook_id],
             "post": {
@@ -238,6 +325,8 @@ _LINKS = {
         "addWebhookAddresses",
         "enableWebhook",
         "disableWebhook",
+        "listWebhookDeliveries",
+        "replayWebhook",
     )
 }
 
@@ -254,8 +343,9 @@ def _example(chain: str) -> dict[str, Any]:
 _ERROR_TEXT = {
     400: "The request cannot be read (not JSON, or a bad query parameter)",
     401: "Missing or invalid bearer token",
-    404: "No such webhook",
-    409: "The webhook comes from the configuration file (read-only), or the id is taken",
+    404: "No such webhook or delivery",
+    409: "The webhook comes from the configuration file (read-only), its id is taken, or "
+    "it cannot run",
     413: "The request body is too large",
     422: "The request is invalid; errors name each field",
 }
@@ -313,6 +403,29 @@ def _page(model: str) -> dict[str, Any]:
 
 def _paging() -> list[dict[str, Any]]:
     return [_query("page", 1, 10**9, 1), _query("limit", 1, MAX_LIMIT, DEFAULT_LIMIT)]
+
+
+def _delivery_filters() -> list[dict[str, Any]]:
+    def time(name: str, text: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string", "format": "date-time"},
+        }
+
+    return [
+        *_paging(),
+        {
+            "name": "status",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": [s.value for s in DeliveryStatus]},
+        },
+        time("since", "Created at or after this time."),
+        time("until", "Created before this time."),
+    ]
 
 
 def _query(name: str, low: int, high: int, default: int) -> dict[str, Any]:

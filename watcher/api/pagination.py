@@ -31,17 +31,27 @@ class Page:
             raise BadRequestError("invalid query parameters", errors)
         return cls(number, limit)
 
+    @property
+    def offset(self) -> int:
+        """How many items come before this page."""
+        return (self.number - 1) * self.limit
+
     def slice(self, items: Sequence[_T]) -> list[_T]:
         start = (self.number - 1) * self.limit
         return list(items[start : start + self.limit])
 
 
-def meta(path: str, page: Page, count: int, total: int) -> dict[str, Any]:
-    """ARK's ``meta``: counts and the links of this, the next, previous, first and last page."""
+def meta(
+    path: str, page: Page, count: int, total: int, params: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """ARK's ``meta``: counts and the links of this, the next, previous, first and last page.
+
+    ``params`` are the list's filters, which every link repeats.
+    """
     page_count = max(1, -(-total // page.limit))
 
     def link(number: int) -> str:
-        return f"{path}?{urlencode({'page': number, 'limit': page.limit})}"
+        return f"{path}?{urlencode({**(params or {}), 'page': number, 'limit': page.limit})}"
 
     return {
         "count": count,

@@ -1,7 +1,8 @@
 """HTTP handlers of the ``/api/webhooks`` resource: thin, over :class:`WebhookManager`.
 
 Responses follow ARK's envelope: ``{"data": ...}`` for one resource, ``{"meta": ...,
-"data": [...]}`` for a page. New and rotated secrets appear in exactly one response.
+"data": [...]}`` for a page. New and rotated secrets appear in exactly one response. The
+outbox actions on a webhook (deliveries, replay, test) are in :mod:`watcher.api.deliveries`.
 """
 
 from __future__ import annotations
