@@ -151,17 +151,15 @@ async def daemon(url: str, subs: Sequence[Subscription], batch_size: int) -> Run
             async with aiohttp.ClientSession() as session:
                 started = time.perf_counter()
                 follower = ChainFollower(
-                    source=EthereumSource(
-                        EthereumClient(CHAIN, url, session),
-                        transfers=any(s.wants_transfers for s in subs),
-                    ),
-                    make_tracker=lambda state: EthereumTracker(
+                    source=EthereumSource(EthereumClient(CHAIN, url, session)),
+                    make_tracker=lambda state, current: EthereumTracker(
                         CHAIN,
-                        subs,
+                        current,
                         recent_blocks=state.recent_blocks,
                         activities=state.activities,
                         pending=state.pending,
                     ),
+                    subscriptions=subs,
                     store=store,
                     start=0,
                     batch_size=batch_size,

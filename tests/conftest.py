@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 
 from tests.bitcoin_fixtures import bcoin, bsv, funded_bcoin, funded_bsv  # noqa: F401
@@ -38,6 +40,27 @@ async def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(0.02)  # poll
+
+
+def reset_logging() -> None:
+    """Undo :func:`watcher.logs.configure_logging`: structlog's defaults, no root handler."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler).__name__ == "_StructlogHandler":
+            root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset_after_each_test() -> Iterator[None]:
+    """Restore logging after each test.
+
+    A test that runs the CLI in-process points logging at its captured stream, which pytest
+    closes when the test ends; later tests must not write into it.
+    """
+    yield
+    reset_logging()
 
 
 @pytest.fixture
@@ -73,6 +96,7 @@ class Harness:
         chain: dict[str, Any] | None = None,
         delivery: dict[str, Any] | None = None,
         name: str = "watcher.yaml",
+        sections: dict[str, Any] | None = None,
     ) -> Path:
         doc = {
             "store": {"path": str(self.store_path)},
@@ -98,6 +122,7 @@ class Harness:
             "subscriptions": [
                 {"chain": "dev", "secret": "${WATCHER_TEST_SECRET}", **sub} for sub in subscriptions
             ],
+            **(sections or {}),
         }
         path = self.tmp_path / name
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -109,7 +134,7 @@ class Harness:
     @asynccontextmanager
     async def running(self, path: Path) -> AsyncIterator[Daemon]:
         """Run a daemon on the config at ``path`` until the block ends, then stop it cleanly."""
-        daemon = Daemon(self.load(path))
+        daemon = Daemon(self.load(path), loader=self.load)
         task = asyncio.create_task(daemon.run(), name="daemon-under-test")
         ready = asyncio.create_task(daemon.ready.wait())
         await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -123,6 +123,7 @@ def test_no_conditions_always_hold() -> None:
         ([c("value", "bigger", 1)], (0, "condition"), "must be one of"),
         ([c("value", "gte")], (0, "value"), "needs a value"),
         ([c("value", "gte", "1 parsec")], (0, "value"), "unknown unit"),
+        ([c("value", "gte", "1e999999999 ether")], (0, "value"), "out of range"),
         ([c("value", "between", [5, 1])], (0, "value"), "above high"),
         ([c("value", "regexp", "(")], (0, "value"), "regular expression"),
         ([c("value", "truthy", 1)], (0, "value"), "takes no value"),

@@ -150,13 +150,19 @@ def test_a_bad_delivery_default_names_its_key() -> None:
     assert any(i.startswith("delivery.attempt_log_retention_days (line 4)") for i in found)
 
 
-def test_the_example_configuration_is_valid() -> None:
+def test_the_example_configuration_is_valid(tmp_path: Path) -> None:
     names = ["TREASURY_WEBHOOK_SECRET", "LEGACY_WEBHOOK_SECRET", "BLOX_WEBHOOK_SECRET"]
     names += ["DEPOSITS_WEBHOOK_SECRET", "BLOCKVISION_SIGNING_KEY"]
     env = dict.fromkeys(names, "s" * 32)
     env["BLOCKSDK_API_TOKEN"] = "token"
     env["BITCOIN_RPC_PASSWORD"] = "password"
+    # The API token comes from a systemd credential.
+    (tmp_path / "api-token").write_text("t" * 32 + "\n")
+    env["CREDENTIALS_DIRECTORY"] = str(tmp_path)
     config = parse_config(EXAMPLE.read_text(), base_dir=EXAMPLE.parent, source=EXAMPLE, environ=env)
     formats = [s.delivery.format.value for s in config.subscriptions]
     assert formats == ["native", "blocksdk", "blox", "blockvision", "native"]
     assert [c.kind for c in config.chains] == ["ethereum", "bitcoin"]
+    assert config.api is not None
+    assert config.api.rotation_overlap_s == 86400
+    assert config.metrics is not None

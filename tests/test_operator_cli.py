@@ -10,6 +10,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from standardwebhooks.webhooks import Webhook
+
+from tests.api_kit import api_client, service_sections
 from tests.conftest import SECRET_ENV, Harness, wait_until
 from tests.delivery_kit import Hang, Reply, scripted
 from watcher.cli import EXIT_FAILURE, EXIT_OK
@@ -168,3 +171,36 @@ async def test_no_write_transaction_is_open_while_a_request_is_in_flight(
                 probe.execute("ROLLBACK")
             finally:
                 probe.close()
+
+
+async def test_commands_name_subscriptions_created_through_the_api_too(
+    anvil: Anvil, harness: Harness, tmp_path: Path
+) -> None:
+    async with scripted(Reply(200, body=b"hello")) as receiver:
+        config = harness.write_config(anvil.rpc_url, [], sections=service_sections(tmp_path))
+        async with harness.running(config) as daemon, api_client(daemon.api_url) as api:
+            status, body = await api.call(
+                "POST",
+                "/api/webhooks",
+                {
+                    "id": "shop",
+                    "chain": "dev",
+                    "addresses": ["0x" + "11" * 20],
+                    "url": receiver.url(),
+                },
+            )
+            assert status == 201, body
+            secret = body["data"]["secret"]
+
+            code, out = await watcher(config, "test-webhook", "shop")
+            assert code == EXIT_OK, out
+            assert "response body: hello" in out
+            code, out = await watcher(config, "subscriptions", "disable", "shop")
+            assert (code, out.strip()) == (EXIT_OK, "shop disabled")
+            _, body = await api.call("GET", "/api/webhooks/shop")
+            assert body["data"]["status"] == "disabled"
+            code, out = await watcher(config, "subscriptions", "list")
+            assert "shop  disabled" in out
+            assert "not configured" not in out
+    (request,) = receiver.requests
+    assert Webhook(secret).verify(request.body, dict(request.headers))["data"]["test"] is True

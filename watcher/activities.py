@@ -61,6 +61,15 @@ class ActivityLedger:
         for activity in activities:
             self._remember(activity)
 
+    def replace_subscriptions(self, subscriptions: Mapping[str, Subscription]) -> None:
+        """Answer to ``subscriptions`` from now on.
+
+        Remembered activities keep the confirmation height they were given; those of a
+        removed subscription, or of one that no longer wants ``tx.confirmed``, are settled
+        silently when they come due.
+        """
+        self._subs = subscriptions
+
     @property
     def awaiting_confirmation(self) -> int:
         """How many mined activities still wait for their confirmation depth."""
@@ -136,6 +145,13 @@ class ActivityLedger:
             activity = self._activities.get(key)
             if activity is None or activity.confirmed_event_id is not None:
                 continue  # reorged out meanwhile, or already confirmed
+            sub = self._subs.get(activity.subscription_id)
+            if sub is None or EventType.TX_CONFIRMED not in sub.events:
+                # Unsubscribed meanwhile: nothing is due any more; let the window forget it.
+                settled = replace(activity, confirm_at=None)
+                self._activities[key] = settled
+                changed.append(settled)
+                continue
             confirmed = confirmed_event(activity, height - activity.block_number + 1, now)
             done = replace(activity, confirmed_event_id=confirmed.id)
             self._activities[key] = done

@@ -4,6 +4,9 @@ Each action opens its own connection to the SQLite file (WAL mode lets it read w
 daemon writes; writes are single short transactions that wait for the daemon's, never the
 other way round), does one thing and returns values; ``cli.py`` prints them. The daemon
 notices re-queued deliveries and re-enabled subscriptions at its next poll.
+
+A subscription is named by its id: one from the configuration file, or one created through
+the admin API (kept in the store).
 """
 
 from __future__ import annotations
@@ -11,17 +14,21 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aiohttp
+
 from watcher.addresses import checksum_ethereum
+from watcher.api.specs import Context, stored_entry
 from watcher.attempts import AttemptResult, post_webhook, webhook_session
 from watcher.config import WatcherConfig
 from watcher.errors import WatcherError
 from watcher.formats import render
 from watcher.models import Event, EventType, Subscription
+from watcher.netguard import IPNetwork
 from watcher.policy import SubscriptionHealth
 from watcher.store import AttemptRecord, DeliveryRecord, SQLiteStore
 
@@ -94,8 +101,8 @@ async def retry_delivery(config: WatcherConfig, delivery_id: int) -> None:
 
 async def replay(config: WatcherConfig, subscription: str, since: float, until: float) -> int:
     """Re-queue every delivery of ``subscription`` that failed in the window; returns how many."""
-    _known(config, subscription)
     async with opened(config) as store:
+        await _subscription(config, store, subscription, runnable=False)
         return await store.replay(subscription, since, until, time.time())
 
 
@@ -113,10 +120,11 @@ class SubscriptionRow:
 
 
 async def subscriptions(config: WatcherConfig) -> list[SubscriptionRow]:
-    """Configured subscriptions and any others the store still holds deliveries for."""
-    configured = {s.id for s in config.subscriptions}
+    """Configured subscriptions (file and API) and others the store holds deliveries for."""
     async with opened(config) as store:
         states = {s.health.id: s for s in await store.subscription_states()}
+        api_ids = {s.id for s in await store.api_subscriptions()}
+    configured = {s.id for s in config.subscriptions} | api_ids
     rows: list[SubscriptionRow] = []
     for sub_id in sorted(configured | set(states)):
         state = states.get(sub_id)
@@ -142,9 +150,9 @@ async def set_enabled(
     config: WatcherConfig, subscription: str, enabled: bool, reason: str | None = None
 ) -> bool:
     """Enable or disable a subscription; False when it already was."""
-    _known(config, subscription)
     status = "active" if enabled else "disabled"
     async with opened(config) as store:
+        await _subscription(config, store, subscription, runnable=False)
         return await store.set_subscription_status(
             subscription,
             status,
@@ -155,14 +163,27 @@ async def set_enabled(
 
 async def test_webhook(config: WatcherConfig, subscription: str) -> tuple[Event, AttemptResult]:
     """Send a signed sample ``tx.mined`` event to a subscription (nothing is recorded)."""
-    sub = _known(config, subscription)
+    if config.store.path.exists():
+        async with opened(config) as store:
+            sub = await _subscription(config, store, subscription, runnable=True)
+    else:  # no API subscriptions yet; the file's can still be tested
+        sub = await _subscription(config, None, subscription, runnable=True)
+    assert sub is not None  # runnable=True raises instead
+    allowed = config.delivery.allow_networks
+    async with webhook_session(allowed, 1) as session:
+        return await send_test(session, sub, allowed)
+
+
+async def send_test(
+    session: aiohttp.ClientSession, sub: Subscription, allow_networks: Sequence[IPNetwork]
+) -> tuple[Event, AttemptResult]:
+    """POST a signed sample event to ``sub``, in its format, exactly as a delivery would be.
+
+    The test-fire of ``watcher test-webhook`` and of the admin API; nothing is recorded.
+    """
     event = sample_event(sub, time.time())
     body = render(event, sub.delivery.format, sub.delivery.format_options)
-    delivery = config.delivery
-    async with webhook_session(delivery.allow_networks, 1) as session:
-        result = await post_webhook(
-            session, sub, event.id, body, allow_networks=delivery.allow_networks
-        )
+    result = await post_webhook(session, sub, event.id, body, allow_networks=allow_networks)
     return event, result
 
 
@@ -207,9 +228,40 @@ def sample_event(sub: Subscription, now: float) -> Event:
     )
 
 
-def _known(config: WatcherConfig, subscription: str) -> Subscription:
+async def _subscription(
+    config: WatcherConfig, store: SQLiteStore | None, subscription: str, *, runnable: bool
+) -> Subscription | None:
+    """The subscription with this id: from the file, else one created through the API.
+
+    NotFoundError when there is none (or, if ``runnable``, when it cannot run); otherwise
+    None only for an API subscription that cannot run.
+    """
     for sub in config.subscriptions:
         if sub.id == subscription:
             return sub
-    known = ", ".join(sorted(s.id for s in config.subscriptions)) or "none"
-    raise NotFoundError(f"no subscription {subscription!r} in {config.source} (known: {known})")
+    stored = {s.id: s for s in await store.api_subscriptions()} if store is not None else {}
+    found = stored.get(subscription)
+    if found is None:
+        known = ", ".join(sorted({s.id for s in config.subscriptions} | stored.keys())) or "none"
+        raise NotFoundError(
+            f"no subscription {subscription!r} in {config.source} or created through the "
+            f"API (known: {known})"
+        )
+    context = Context(
+        chains={c.name: c for c in config.chains},
+        allow_networks=config.delivery.allow_networks,
+        delivery=config.delivery,
+    )
+    entry = stored_entry(
+        found.id,
+        found.spec,
+        found.secret,
+        found.created_at,
+        found.updated_at,
+        context,
+        found.previous_secret,
+        found.previous_secret_until,
+    )
+    if entry.subscription is None and runnable:
+        raise NotFoundError(f"subscription {subscription!r} cannot run: {entry.problem}")
+    return entry.subscription

@@ -190,10 +190,7 @@ class BitcoinTracker:
         dropped_grace_s: float = 60.0,
     ) -> None:
         self.chain = chain
-        subs = [s for s in subscriptions if s.chain == chain]
-        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
-        self._index = BtcAddressIndex(subs)
-        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
+        self._set_subscriptions(subscriptions)
         self._clock = clock
         self._ledger = ActivityLedger(
             chain,
@@ -206,6 +203,18 @@ class BitcoinTracker:
         self.pool: PoolTracker[BtcTx] = PoolTracker(
             chain, self._subs, pending=pending, grace_s=dropped_grace_s
         )
+
+    def _set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        subs = [s for s in subscriptions if s.chain == self.chain]
+        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
+        self._index = BtcAddressIndex(subs)
+        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
+
+    def replace_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Match from now on against ``subscriptions``, keeping everything already tracked."""
+        self._set_subscriptions(subscriptions)
+        self._ledger.replace_subscriptions(self._subs)
+        self.pool.replace_subscriptions(self._subs)
 
     @property
     def watched_addresses(self) -> int:

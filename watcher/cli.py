@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 
@@ -225,12 +225,23 @@ def _run(path: Path) -> int:
     from watcher.daemon import serve
 
     failures: list[WatcherError] = []
+    invalid: list[ConfigError] = []
     try:
         asyncio.run(serve(config))
+    except* ConfigError as group:
+        # Found only once the store is open, e.g. a file subscription reusing the id of
+        # one created through the API: as invalid as any other configuration mistake.
+        invalid = _leaves(group)
     except* WatcherError as group:
         failures = _leaves(group)
+    for error in invalid:
+        structlog.get_logger().error(
+            "watcher_config_invalid", source=error.source, problems=[str(i) for i in error.issues]
+        )
     for exc in failures:
         structlog.get_logger().error("watcher_failed", error=str(exc))
+    if invalid:
+        return EXIT_CONFIG
     return EXIT_FAILURE if failures else EXIT_OK
 
 
@@ -252,8 +263,11 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _leaves(group: BaseExceptionGroup[WatcherError]) -> list[WatcherError]:
-    out: list[WatcherError] = []
+_E = TypeVar("_E", bound=WatcherError)
+
+
+def _leaves(group: BaseExceptionGroup[_E]) -> list[_E]:
+    out: list[_E] = []
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             out.extend(_leaves(exc))

@@ -95,7 +95,10 @@ def parse_number(raw: Any) -> Decimal:
             factor = UNITS.get(unit.lower())
             if factor is None:
                 raise ConditionError(f"unknown unit '{unit}' (known: {', '.join(UNITS)})")
-            return Decimal(number) * factor
+            try:
+                return Decimal(number) * factor
+            except ArithmeticError:  # decimal.Overflow: an exponent beyond any amount
+                raise ConditionError(f"{raw!r} is out of range") from None
     raise ConditionError(f"{raw!r} is not a number (write e.g. 1000, 1.5 ether or 20 gwei)")
 
 

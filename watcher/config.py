@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from watcher import addresses, netguard
@@ -66,6 +66,10 @@ _RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "host", "user-agent", "x-request-id"}
 )
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MIN_API_TOKEN_CHARS = 16
+Port = Annotated[int, Field(ge=0, le=65535)]
+LOOPBACK = ipaddress.IPv4Address("127.0.0.1")
+DEFAULT_ROTATION_OVERLAP_S = 86400.0
 _MAX_ISSUES_PER_FILE = 20
 
 # pydantic fails a union-typed field once per branch; one message says what the field takes.
@@ -179,12 +183,46 @@ class SubscriptionConfig(_Model):
     disable_after_exhausted: Annotated[int, Field(ge=1)] | None = None
 
 
+class ApiConfig(_Model):
+    """The admin HTTP API: off unless this section is present."""
+
+    listen: IPvAnyAddress = LOOPBACK
+    port: Port
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    # How long a secret replaced through the API still signs (next to the new one).
+    rotation_overlap_s: Seconds = DEFAULT_ROTATION_OVERLAP_S
+
+
+class MetricsConfig(_Model):
+    """Prometheus metrics and health checks: their own listener, no token."""
+
+    listen: IPvAnyAddress = LOOPBACK
+    port: Port
+    ready_max_lag_blocks: Annotated[int, Field(ge=0)] = 20
+    ready_max_poll_age_s: PositiveSeconds = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The admin API as the daemon runs it: where it listens and the resolved token."""
+
+    listen: str
+    port: int
+    token: str = field(repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+    rotation_overlap_s: float = DEFAULT_ROTATION_OVERLAP_S
+
+
 class _FileModel(_Model):
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     chains: Annotated[tuple[TaggedChainConfig, ...], Field(min_length=1)]
     subscriptions: tuple[SubscriptionConfig, ...] = ()
+    api: ApiConfig | None = None
+    metrics: MetricsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +238,8 @@ class WatcherConfig:
     # For each Bitcoin-family chain, the networks its node may serve (configured or inferred
     # from the watched addresses; empty: any).
     networks: Mapping[str, frozenset[Network]] = field(default_factory=dict)
+    api: ApiSettings | None = None
+    metrics: MetricsConfig | None = None
 
     def chain(self, name: str) -> ChainConfig:
         """The chain called ``name``; it exists, since subscriptions were checked against it."""
@@ -238,6 +278,7 @@ def parse_config(
     except ValidationError as exc:
         checks.extend(_pydantic_issues(exc, data, doc))
     subscriptions, networks = _build_subscriptions(data, base_dir, doc, checks)
+    api = _build_api(data, model, base_dir, doc, checks)
     # A value whose variable is unset is already reported; what is left of it after
     # interpolation would only fail again, misleadingly ("at least 16 bytes").
     unset = {format_loc(loc) for loc in doc.unset}
@@ -252,6 +293,8 @@ def parse_config(
         chains=tuple(_resolve_chain(base_dir, c) for c in model.chains),
         subscriptions=subscriptions,
         networks=networks,
+        api=api,
+        metrics=model.metrics,
     )
 
 
@@ -681,8 +724,16 @@ def _delivery_settings(
 ) -> DeliverySettings | None:
     """The subscription's delivery policy: its own keys, else the ``delivery`` defaults."""
     before = len(issues)
-    _check_signature(sub, loc, doc, issues)
-    options = _format_options(sub, loc, doc, issues)
+    for where, message in delivery_key_problems(sub, blocksdk_given=sub.blocksdk is not None):
+        issues.append(doc.issue((*loc, *where), message))
+    blocksdk: FormatOptions | None = None
+    if sub.blocksdk is not None:
+        token = _env_only(sub.blocksdk.api_token, (*loc, "blocksdk", "api_token"), doc, issues)
+        blocksdk = FormatOptions(
+            blocksdk_webhook_id=sub.blocksdk.webhook_id,
+            blocksdk_symbol=sub.blocksdk.symbol,
+            blocksdk_api_token_md5=None if token is None else api_token_md5(token),
+        )
     previous: bytes | None = None
     until: float | None = None
     if sub.previous_secret is not None or sub.previous_secret_file is not None:
@@ -701,21 +752,124 @@ def _delivery_settings(
         issues.append(
             doc.issue((*loc, "previous_secret_until"), "only makes sense with previous_secret")
         )
-    if len(issues) > before or options is None:
+    if len(issues) > before:
         return None
+    return delivery_settings(sub, defaults, format_options(sub, blocksdk), previous, until)
+
+
+# --- per-subscription delivery keys, shared with the admin API --------------------------
+
+
+class DeliveryKeys(Protocol):
+    """A subscription's delivery keys, as the file and the admin API both give them.
+
+    The policy keys are overrides: None takes the ``delivery`` section's value. The
+    ``blocksdk`` labels are not here: the file and the API hold its token differently.
+    """
+
+    @property
+    def format(self) -> PayloadFormat: ...
+    @property
+    def signature(self) -> SignatureConfig: ...
+    @property
+    def blockvision(self) -> BlockVisionConfig | None: ...
+    @property
+    def blox(self) -> BloxConfig | None: ...
+    @property
+    def ordered(self) -> bool: ...
+    @property
+    def delay_s(self) -> float: ...
+    @property
+    def rate_limit_per_s(self) -> float | None: ...
+    @property
+    def endpoint_concurrency(self) -> int | None: ...
+    @property
+    def connect_timeout_s(self) -> float | None: ...
+    @property
+    def timeout_s(self) -> float | None: ...
+    @property
+    def retry_schedule_s(self) -> tuple[float, ...] | None: ...
+    @property
+    def retry_after_max_s(self) -> float | None: ...
+    @property
+    def slow_down_min_s(self) -> float | None: ...
+    @property
+    def disable_after_s(self) -> float | None: ...
+    @property
+    def disable_after_exhausted(self) -> int | None: ...
+
+
+def delivery_key_problems(keys: DeliveryKeys, *, blocksdk_given: bool) -> list[tuple[Loc, str]]:
+    """What the delivery keys get wrong together, each at its place under the subscription."""
+    problems: list[tuple[Loc, str]] = []
+    signature = keys.signature
+    if signature.scheme is SignatureScheme.HMAC_SHA256:
+        if signature.header is None:
+            problems.append(
+                (("signature", "scheme"), "hmac-sha256 needs a header, e.g. X-Hook-Signature")
+            )
+        elif signature.header.lower() in _RESERVED_HEADERS or signature.header.lower().startswith(
+            "webhook-"
+        ):
+            problems.append((("signature", "header"), "is a header watcher sets itself"))
+    elif signature.header is not None:
+        problems.append((("signature", "header"), "is only used with scheme hmac-sha256"))
+    if signature.scheme is SignatureScheme.BLOCKVISION and keys.format not in (
+        PayloadFormat.NATIVE,
+        PayloadFormat.BLOCKVISION,
+    ):
+        problems.append(
+            (
+                ("signature", "scheme"),
+                "blockvision signs the body's timestamp: use format blockvision or native",
+            )
+        )
+    given = {
+        PayloadFormat.BLOCKSDK: blocksdk_given,
+        PayloadFormat.BLOCKVISION: keys.blockvision is not None,
+        PayloadFormat.BLOX: keys.blox is not None,
+    }
+    for fmt, present in given.items():
+        if present and keys.format is not fmt:
+            problems.append(((fmt.value,), f"is only used with format {fmt.value}"))
+    if keys.format is PayloadFormat.BLOCKSDK and not blocksdk_given:
+        problems.append((("blocksdk",), "format blocksdk needs blocksdk.api_token"))
+    return problems
+
+
+def format_options(keys: DeliveryKeys, blocksdk: FormatOptions | None = None) -> FormatOptions:
+    """The labels of the subscription's payload format; ``blocksdk``'s come resolved."""
+    if keys.format is PayloadFormat.BLOCKSDK and blocksdk is not None:
+        return blocksdk
+    if keys.format is PayloadFormat.BLOCKVISION and keys.blockvision is not None:
+        return FormatOptions(
+            blockvision_app=keys.blockvision.app, blockvision_network=keys.blockvision.network
+        )
+    if keys.format is PayloadFormat.BLOX and keys.blox is not None:
+        return FormatOptions(blox_application=keys.blox.application)
+    return FormatOptions()
+
+
+def delivery_settings(
+    keys: DeliveryKeys,
+    defaults: DeliveryConfig,
+    options: FormatOptions,
+    previous_secret: bytes | None = None,
+    previous_secret_until: float | None = None,
+) -> DeliverySettings:
+    """The settings of valid keys: each policy key the subscription's own, else the default."""
 
     def pick(name: str) -> Any:
-        own = getattr(sub, name)
+        own = getattr(keys, name)
         return own if own is not None else getattr(defaults, name)
 
+    signature = keys.signature
     return DeliverySettings(
-        format=sub.format,
+        format=keys.format,
         format_options=options,
-        signature=SignatureSettings(
-            sub.signature.scheme, sub.signature.header, sub.signature.encoding
-        ),
-        previous_secret=previous,
-        previous_secret_until=until,
+        signature=SignatureSettings(signature.scheme, signature.header, signature.encoding),
+        previous_secret=previous_secret,
+        previous_secret_until=previous_secret_until,
         policy=RetryPolicy(
             schedule_s=tuple(pick("retry_schedule_s")),
             retry_after_max_s=pick("retry_after_max_s"),
@@ -726,64 +880,10 @@ def _delivery_settings(
         connect_timeout_s=pick("connect_timeout_s"),
         timeout_s=pick("timeout_s"),
         endpoint_concurrency=pick("endpoint_concurrency"),
-        rate_limit_per_s=sub.rate_limit_per_s,
-        ordered=sub.ordered,
-        delay_s=sub.delay_s,
+        rate_limit_per_s=keys.rate_limit_per_s,
+        ordered=keys.ordered,
+        delay_s=keys.delay_s,
     )
-
-
-def _check_signature(
-    sub: SubscriptionConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
-) -> None:
-    signature = sub.signature
-    sig_loc = (*loc, "signature")
-    if signature.scheme is SignatureScheme.HMAC_SHA256:
-        if signature.header is None:
-            issues.append(
-                doc.issue((*sig_loc, "scheme"), "hmac-sha256 needs a header, e.g. X-Hook-Signature")
-            )
-        elif signature.header.lower() in _RESERVED_HEADERS or signature.header.lower().startswith(
-            "webhook-"
-        ):
-            issues.append(doc.issue((*sig_loc, "header"), "is a header watcher sets itself"))
-    elif signature.header is not None:
-        issues.append(doc.issue((*sig_loc, "header"), "is only used with scheme hmac-sha256"))
-    if signature.scheme is SignatureScheme.BLOCKVISION and sub.format not in (
-        PayloadFormat.NATIVE,
-        PayloadFormat.BLOCKVISION,
-    ):
-        issues.append(
-            doc.issue(
-                (*sig_loc, "scheme"),
-                "blockvision signs the body's timestamp: use format blockvision or native",
-            )
-        )
-
-
-def _format_options(
-    sub: SubscriptionConfig, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue]
-) -> FormatOptions | None:
-    before = len(issues)
-    for fmt in (PayloadFormat.BLOCKSDK, PayloadFormat.BLOCKVISION, PayloadFormat.BLOX):
-        if getattr(sub, fmt.value) is not None and sub.format is not fmt:
-            issues.append(doc.issue((*loc, fmt.value), f"is only used with format {fmt.value}"))
-    options = FormatOptions()
-    if sub.blocksdk is not None:
-        token = _env_only(sub.blocksdk.api_token, (*loc, "blocksdk", "api_token"), doc, issues)
-        options = FormatOptions(
-            blocksdk_webhook_id=sub.blocksdk.webhook_id,
-            blocksdk_symbol=sub.blocksdk.symbol,
-            blocksdk_api_token_md5=None if token is None else api_token_md5(token),
-        )
-    elif sub.format is PayloadFormat.BLOCKSDK:
-        issues.append(doc.issue((*loc, "blocksdk"), "format blocksdk needs blocksdk.api_token"))
-    if sub.blockvision is not None:
-        options = FormatOptions(
-            blockvision_app=sub.blockvision.app, blockvision_network=sub.blockvision.network
-        )
-    if sub.blox is not None:
-        options = FormatOptions(blox_application=sub.blox.application)
-    return None if len(issues) > before else options
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -1018,3 +1118,68 @@ def _env_only(
         issues.append(doc.issue(loc, f"must be an environment reference like ${{MY_SECRET}}{hint}"))
         return None
     return value.get_secret_value()
+
+
+# --- the admin API and metrics listeners ------------------------------------------------
+
+
+def _build_api(
+    data: Mapping[str, Any],
+    model: _FileModel | None,
+    base_dir: Path,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+) -> ApiSettings | None:
+    """The API settings with the token resolved; None when the section is absent or bad."""
+    api = _valid(ApiConfig, data.get("api")) if isinstance(data.get("api"), dict) else None
+    metrics = _valid(MetricsConfig, data.get("metrics")) if model is None else model.metrics
+    if api is None:
+        return None
+    if (
+        metrics is not None
+        and api.port != 0
+        and (api.listen, api.port) == (metrics.listen, metrics.port)
+    ):
+        message = "the metrics listener uses the same address and port; give each its own"
+        issues.append(doc.issue(("metrics", "port"), message))
+    token = _api_token(api, base_dir, doc, issues)
+    if token is None:
+        return None
+    return ApiSettings(str(api.listen), api.port, token, api.max_body_bytes, api.rotation_overlap_s)
+
+
+def _api_token(
+    api: ApiConfig, base_dir: Path, doc: _YamlDocument, issues: list[ConfigIssue]
+) -> str | None:
+    loc: Loc = ("api",)
+    if (api.token is None) == (api.token_file is None):
+        issues.append(doc.issue((*loc, "token"), "give exactly one of token or token_file"))
+        return None
+    if api.token is not None:
+        original = doc.data["api"].get("token")
+        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
+            issues.append(
+                doc.issue(
+                    (*loc, "token"),
+                    "must be an environment reference like ${WATCHER_API_TOKEN} (or use "
+                    "token_file)",
+                )
+            )
+            return None
+        token = api.token.get_secret_value().strip()
+        token_loc: Loc = (*loc, "token")
+    else:
+        assert api.token_file is not None
+        token_loc = (*loc, "token_file")
+        path = _resolve(base_dir, api.token_file)
+        try:
+            token = _read_text(path).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            shown = doc.shown(token_loc, path, quote=False)
+            issues.append(doc.issue(token_loc, f"cannot read {shown}: {_read_error(exc)}"))
+            return None
+    if len(token) < MIN_API_TOKEN_CHARS or not token.isascii() or not token.isprintable():
+        message = f"the token must be at least {MIN_API_TOKEN_CHARS} printable ASCII characters"
+        issues.append(doc.issue(token_loc, message))
+        return None
+    return token

@@ -7,6 +7,11 @@ requests themselves never touch the store, so no write transaction is open acros
 request. Retry state lives only in the store: a crash between a request and its record loses
 nothing, the lease is released at the next start and the delivery is sent again with the same
 ``webhook-id``, which receivers deduplicate on.
+
+The subscriptions can change while the worker runs (the admin API, a SIGHUP reload):
+:meth:`DeliveryWorker.set_subscriptions` takes the new set, requests in flight finish
+under the settings they started with, and each new subscription gets its state row in the
+store before any of its deliveries is claimed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import structlog
 
 from watcher.attempts import AttemptResult, Sender, post_webhook
 from watcher.config import DeliveryConfig
+from watcher.metrics import Metrics
 from watcher.models import DeliveryJob, Subscription
 from watcher.policy import DeliveryStatus, ErrorClass, auto_disable_reason, decide
 from watcher.scheduling import Slots
@@ -45,21 +51,40 @@ class DeliveryWorker:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         send: Sender = post_webhook,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._send = send
-        self._subs = {s.id: s for s in subscriptions}
         self._session = session
         self._config = config
         self._clock = clock
         self._rand = rand
-        self._slots = Slots(self._subs.values(), config.concurrency, clock())
+        self._metrics = metrics or Metrics()
+        self._subs: dict[str, Subscription] = {}
+        self._slots = Slots((), config.concurrency, clock())
+        self._unsynced: set[str] = set()
+        self._lease_s = LEASE_MARGIN_S
         self._wakeup = asyncio.Event()
         self._in_flight: dict[asyncio.Task[FinishedAttempt], DeliveryJob] = {}
         self._finished: list[FinishedAttempt] = []
         self._started = 0
-        longest = max((s.delivery.timeout_s for s in self._subs.values()), default=0.0)
-        self._lease_s = longest + LEASE_MARGIN_S
+        self.set_subscriptions(subscriptions)
+
+    def set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Deliver for this set of subscriptions from now on.
+
+        The store learns the new ones before the next claim (a delivery is only claimed for a
+        subscription with an ``active`` state row); the deliveries of a removed one stay
+        queued until a subscription with its id exists again.
+        """
+        subs = {s.id: s for s in subscriptions}
+        self._unsynced |= subs.keys() - self._subs.keys()
+        self._subs = subs
+        self._slots.update(subs.values(), self._clock())
+        longest = max((s.delivery.timeout_s for s in subs.values()), default=0.0)
+        # Never shorter than before: a lease taken under a longer timeout may still be running.
+        self._lease_s = max(self._lease_s, longest + LEASE_MARGIN_S)
+        self._wakeup.set()
 
     def notify(self) -> None:
         """New deliveries were written: look for due work now rather than at the next poll."""
@@ -106,6 +131,10 @@ class DeliveryWorker:
 
     async def _claim_and_start(self) -> bool:
         """Claim and start what the caps allow; True if every quota was used up."""
+        if self._unsynced:
+            ids = sorted(self._unsynced)
+            await self._store.sync_subscriptions(ids, self._clock())
+            self._unsynced.difference_update(ids)
         now = self._clock()
         quotas = self._slots.quotas(now)
         if not quotas:
@@ -114,10 +143,13 @@ class DeliveryWorker:
         jobs = await self._store.claim_due(now, quotas, self._slots.free, self._lease_s)
         refused: list[int] = []
         for job in jobs:
-            if not self._slots.try_start(job.subscription_id, now):
-                refused.append(job.id)  # subscriptions sharing an endpoint overshot its cap
+            sub = self._subs.get(job.subscription_id)
+            if sub is None or not self._slots.try_start(job.subscription_id, now):
+                # Subscriptions sharing an endpoint overshot its cap, or the subscription
+                # went away while the claim ran.
+                refused.append(job.id)
                 continue
-            task = asyncio.create_task(self._attempt(job), name=f"deliver:{job.id}")
+            task = asyncio.create_task(self._attempt(sub, job), name=f"deliver:{job.id}")
             self._in_flight[task] = job
             self._started += 1
             task.add_done_callback(self._attempt_done)
@@ -142,8 +174,7 @@ class DeliveryWorker:
             deadline = min(deadline, token_at)
         return max(0.0, deadline - now)
 
-    async def _attempt(self, job: DeliveryJob) -> FinishedAttempt:
-        sub = self._subs[job.subscription_id]
+    async def _attempt(self, sub: Subscription, job: DeliveryJob) -> FinishedAttempt:
         result = await self._send(
             self._session,
             sub,
@@ -155,6 +186,12 @@ class DeliveryWorker:
         now = self._clock()
         decision = decide(result.outcome, job.attempts + 1, sub.delivery.policy, now, self._rand)
         _log_attempt(job, result, decision.status, decision.next_attempt_at, now)
+        self._metrics.delivery_attempt(
+            sub.id,
+            "succeeded" if result.ok else "failed",
+            result.duration_ms / 1000,
+            now - job.created_at if result.ok else None,
+        )
         return FinishedAttempt(
             delivery_id=job.id,
             subscription_id=job.subscription_id,
@@ -191,7 +228,8 @@ class DeliveryWorker:
         now = self._clock()
         failing = await self._store.record_attempts(batch, now)
         for attempt in batch:
-            if self._subs[attempt.subscription_id].delivery.ordered:
+            sub = self._subs.get(attempt.subscription_id)
+            if sub is not None and sub.delivery.ordered:
                 self._wakeup.set()  # its next event may go now
             reason = attempt.decision.disable_subscription
             if reason is not None:

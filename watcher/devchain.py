@@ -59,8 +59,11 @@ class Anvil:
         block_time_s: float | None = None,
         chain_id: int = 31337,
         port: int | None = None,
+        state_path: Path | None = None,
     ) -> None:
         self.binary = binary
+        # With a state file the chain (blocks included) survives a stop and a start.
+        self.state_path = state_path
         self.block_time_s = block_time_s
         self.chain_id = chain_id
         self._fixed_port = port
@@ -101,6 +104,8 @@ class Anvil:
                 "--cache-path",
                 self._state_dir,
             ]
+            if self.state_path is not None:
+                args += ["--state", str(self.state_path)]
             if self.block_time_s is None:
                 args.append("--no-mining")
             else:

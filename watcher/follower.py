@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Generic, Literal, TypeVar
 
 import structlog
 
-from watcher.errors import ChainMismatchError
-from watcher.models import BlockOutcome, BlockRef
+from watcher.errors import ChainMismatchError, NodeError
+from watcher.metrics import ChainMetrics, Metrics
+from watcher.models import BlockOutcome, BlockRef, Subscription
 from watcher.pacing import wait_or_stop
 from watcher.protocols import ChainBlock, ChainSource, Tracker
 from watcher.retry import RETRYABLE_NODE_ERRORS, Backoff
@@ -55,7 +56,8 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         self,
         *,
         source: ChainSource[BlockT, TxT, FactT],
-        make_tracker: Callable[[TrackerState], Tracker[BlockT, TxT, FactT]],
+        make_tracker: Callable[[TrackerState, Sequence[Subscription]], Tracker[BlockT, TxT, FactT]],
+        subscriptions: Iterable[Subscription],
         store: Store,
         start: Literal["latest"] | int = "latest",
         expected_identity: str | None = None,
@@ -65,10 +67,14 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         on_deliveries: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff = NODE_BACKOFF,
+        metrics: Metrics | None = None,
     ) -> None:
         self.chain = source.chain
         self._source = source
         self._make_tracker = make_tracker
+        self._subscriptions = tuple(s for s in subscriptions if s.chain == source.chain)
+        self._generation = 0
+        source.set_subscriptions(self._subscriptions)
         self._store = store
         self._start = start
         self._expected_identity = expected_identity
@@ -78,18 +84,37 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         self._on_deliveries = on_deliveries
         self._clock = clock
         self._backoff = backoff
+        self._metrics: ChainMetrics = (metrics or Metrics()).chain(self.chain)
         self._tracker: Tracker[BlockT, TxT, FactT] | None = None
         self._cursor: BlockRef | None = None
         self._verified = False
         self.head_seen: int | None = None
         self.polls = 0
         self.last_poll_at: float | None = None
+        self.connected_at: float | None = None
         self.reorgs = 0
 
     @property
     def cursor(self) -> BlockRef | None:
         """The last block recorded in the store."""
         return self._cursor
+
+    @property
+    def processed_height(self) -> int | None:
+        """The height of the last block recorded in the store."""
+        return self._cursor.number if self._cursor is not None else None
+
+    def set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Use ``subscriptions`` from the next block on; tracked lifecycle state is kept.
+
+        A batch fetched before the change is fetched again, since the source may now need to
+        ask for more (token transfer logs).
+        """
+        self._subscriptions = tuple(s for s in subscriptions if s.chain == self.chain)
+        self._generation += 1
+        self._source.set_subscriptions(self._subscriptions)
+        if self._tracker is not None:
+            self._tracker.replace_subscriptions(self._subscriptions)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until ``stop`` is set; node failures are logged and retried with backoff."""
@@ -100,7 +125,9 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
                 await self.poll_once()
                 self.polls += 1
                 self.last_poll_at = self._clock()
+                self._metrics.polled(self.last_poll_at)
             except RETRYABLE_NODE_ERRORS as exc:
+                self._metrics.rpc_error(exc.method if isinstance(exc, NodeError) else "unknown")
                 delay = self._backoff.delay(failures)
                 failures += 1
                 log.warning(
@@ -131,6 +158,7 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         for _ in range(MAX_REWINDS_PER_POLL):
             head = await self._source.head()
             self.head_seen = head.number
+            self._metrics.head(head.number)
             cursor = self._cursor
             if cursor is None:
                 first = head.number if self._start == "latest" else self._start
@@ -188,9 +216,13 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
             await self._store.set_chain_id(self.chain, identity)
         saved = await self._store.tracker_state(self.chain)
         self._cursor = state.cursor
+        if state.cursor is not None:
+            self._metrics.processed(state.cursor.number)
         self._verified = False
-        tracker = self._make_tracker(saved)
+        tracker = self._make_tracker(saved, self._subscriptions)
         self._tracker = tracker
+        if self.connected_at is None:
+            self.connected_at = self._clock()
         log.info(
             "chain_ready",
             chain=self.chain,
@@ -208,6 +240,7 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         """Record blocks first..head; also returns the node's parent hash where it diverged."""
         recorded = 0
         diverged: str | None = None
+        generation = self._generation
         batches = _ranges(first, head, self._batch_size)
         in_flight: deque[asyncio.Task[Sequence[BlockT | None]]] = deque()
 
@@ -223,6 +256,8 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
                 fetch_next()
             while in_flight:
                 blocks = await in_flight.popleft()
+                if self._generation != generation:
+                    break  # the subscriptions changed while it was fetched: fetch again
                 fetch_next()
                 facts = await self._lookup(tracker.facts_needed([b for b in blocks if b]))
                 outcomes, stop, diverged = self._process(tracker, blocks, facts)
@@ -230,6 +265,8 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
                     created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
                     self._cursor = outcomes[-1].block
                     recorded += len(outcomes)
+                    self._metrics.processed(self._cursor.number)
+                    self._metrics.batch(outcomes, _transaction_count(blocks, len(outcomes)))
                     if created:
                         self._on_deliveries()
                 if stop:
@@ -287,6 +324,9 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         self._cursor = ancestor
         self._verified = True
         self.reorgs += 1
+        self._metrics.reorg(cursor.number - ancestor.number)
+        self._metrics.processed(ancestor.number)
+        self._metrics.events(outcome.events)
         log.warning(
             "chain_reorg",
             chain=self.chain,
@@ -310,8 +350,13 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         outcome = tracker.observe_pool(snapshot, statuses, facts)
         if outcome.events or outcome.upserted or outcome.removed:
             created = await self._store.record_pool(self.chain, outcome)
+            self._metrics.events(outcome.events)
             if created:
                 self._on_deliveries()
+
+
+def _transaction_count(blocks: Sequence[ChainBlock | None], recorded: int) -> int:
+    return sum(len(b.transactions) for b in blocks[:recorded] if b is not None)
 
 
 def _ranges(first: int, last: int, size: int) -> Iterator[list[int]]:

@@ -78,6 +78,11 @@ class PoolTracker(Generic[TxT]):
             self._add(item)
         self.wanted = any(s.events & MEMPOOL_EVENTS for s in subscriptions.values())
 
+    def replace_subscriptions(self, subscriptions: Mapping[str, Subscription]) -> None:
+        """Answer to ``subscriptions`` from now on; tracked transactions stay tracked."""
+        self._subs = subscriptions
+        self.wanted = any(s.events & MEMPOOL_EVENTS for s in subscriptions.values())
+
     def tracked(self) -> list[str]:
         """Hashes of the watched transactions believed to be pending."""
         return list(self._by_hash)

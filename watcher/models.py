@@ -240,6 +240,7 @@ class DeliveryJob:
     subscription_id: str
     body: bytes
     attempts: int  # made so far in the current retry schedule (a replay starts a new one)
+    created_at: float
 
 
 # --- how one subscription's webhooks are delivered ---------------------------------------

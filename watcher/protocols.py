@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from watcher.mempool import TxStatus
-from watcher.models import BlockOutcome, BlockRef, PoolOutcome, RewindOutcome
+from watcher.models import BlockOutcome, BlockRef, PoolOutcome, RewindOutcome, Subscription
 
 TxT_co = TypeVar("TxT_co", covariant=True)
 BlockT_co = TypeVar("BlockT_co", covariant=True)
@@ -54,6 +54,9 @@ class ChainBlock(Protocol):
 
     @property
     def parent_hash(self) -> str: ...
+
+    @property
+    def transactions(self) -> Sequence[object]: ...
 
 
 class ChainSource(Protocol[BlockT_co, TxT_co, FactT_co]):
@@ -102,6 +105,10 @@ class ChainSource(Protocol[BlockT_co, TxT_co, FactT_co]):
 
     async def statuses(self, hashes: Sequence[str]) -> dict[str, TxStatus]:
         """Whether each transaction is pending, mined or unknown to the node."""
+        ...
+
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Fetch what ``subscriptions`` need from now on (e.g. token transfer logs)."""
         ...
 
 
@@ -171,4 +178,8 @@ class Tracker(Protocol[BlockT_contra, TxT_contra, FactT_contra]):
         facts: Mapping[str, FactT_contra],
     ) -> PoolOutcome:
         """Events and state changes from a look at the pool and the tracked statuses."""
+        ...
+
+    def replace_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Match against ``subscriptions`` from now on, keeping the lifecycle state."""
         ...

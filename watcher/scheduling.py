@@ -18,7 +18,7 @@ Time is passed in, never read, so tests drive it directly.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -79,6 +79,23 @@ class Slots:
 
     def __init__(self, subscriptions: Iterable[Subscription], capacity: int, now: float) -> None:
         self.capacity = capacity
+        self._subs: dict[str, Subscription] = {}
+        self._endpoint: dict[str, str] = {}
+        self._endpoint_cap: dict[str, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._by_sub: Counter[str] = Counter()
+        self._by_endpoint: Counter[str] = Counter()
+        # The endpoint each running request of a subscription called, oldest first: its URL
+        # may change while requests are in flight.
+        self._started_on: dict[str, deque[str]] = {}
+        self.update(subscriptions, now)
+
+    def update(self, subscriptions: Iterable[Subscription], now: float) -> None:
+        """Take a new set of subscriptions; requests in flight keep counting until they finish.
+
+        A subscription whose rate limit is unchanged keeps its token bucket, so a change to
+        something else does not hand it a fresh burst.
+        """
         self._subs = {s.id: s for s in subscriptions}
         self._endpoint = {s.id: endpoint_of(s.url) for s in self._subs.values()}
         caps: dict[str, int] = {}
@@ -87,13 +104,16 @@ class Slots:
             cap = sub.delivery.endpoint_concurrency
             caps[endpoint] = min(cap, caps.get(endpoint, cap))
         self._endpoint_cap = caps
-        self._buckets = {
-            s.id: TokenBucket(s.delivery.rate_limit_per_s, now)
-            for s in self._subs.values()
-            if s.delivery.rate_limit_per_s is not None
-        }
-        self._by_sub: Counter[str] = Counter()
-        self._by_endpoint: Counter[str] = Counter()
+        buckets: dict[str, TokenBucket] = {}
+        for sub in self._subs.values():
+            rate = sub.delivery.rate_limit_per_s
+            if rate is None:
+                continue
+            kept = self._buckets.get(sub.id)
+            buckets[sub.id] = (
+                kept if kept is not None and kept.rate == rate else TokenBucket(rate, now)
+            )
+        self._buckets = buckets
 
     @property
     def in_flight(self) -> int:
@@ -124,8 +144,10 @@ class Slots:
         return out
 
     def try_start(self, sub_id: str, now: float) -> bool:
-        """Account for one request of ``sub_id`` starting; False if a cap forbids it."""
-        endpoint = self._endpoint[sub_id]
+        """Count one request of ``sub_id`` starting; False if a cap forbids it or it is gone."""
+        endpoint = self._endpoint.get(sub_id)
+        if endpoint is None:
+            return False
         if self.free <= 0 or self._by_endpoint[endpoint] >= self._endpoint_cap[endpoint]:
             return False
         if self._subs[sub_id].delivery.ordered and self._by_sub[sub_id]:
@@ -137,12 +159,17 @@ class Slots:
             bucket.take(now)
         self._by_sub[sub_id] += 1
         self._by_endpoint[endpoint] += 1
+        self._started_on.setdefault(sub_id, deque()).append(endpoint)
         return True
 
     def finish(self, sub_id: str) -> None:
-        """A request of ``sub_id`` ended and its result is recorded."""
+        """A request of ``sub_id`` ended (the subscription may be gone or changed since)."""
+        started = self._started_on[sub_id]
+        endpoint = started.popleft()
+        if not started:
+            del self._started_on[sub_id]
         self._by_sub[sub_id] -= 1
-        self._by_endpoint[self._endpoint[sub_id]] -= 1
+        self._by_endpoint[endpoint] -= 1
 
     def next_token_at(self, now: float) -> float | None:
         """The earliest time a rate-limited subscription without tokens gets one."""

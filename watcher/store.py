@@ -13,10 +13,11 @@ daemon instances implements the same protocol.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +33,7 @@ from watcher.models import (
     DeliveryJob,
     Direction,
     Event,
+    JSONObject,
     PendingTx,
     PoolMatch,
     PoolOutcome,
@@ -158,6 +160,23 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_by_delivery ON attempts (delivery_id, id);
     CREATE INDEX attempts_by_time ON attempts (started_at);
     """,
+    # 2: subscriptions created through the admin API, and the readiness probe's row.
+    """
+    CREATE TABLE api_subscriptions (
+        id TEXT PRIMARY KEY,
+        spec BLOB NOT NULL,
+        secret TEXT NOT NULL,
+        -- the secret a rotation replaced, still signing until previous_secret_until
+        previous_secret TEXT,
+        previous_secret_until REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE health_probe (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -248,6 +267,24 @@ class SubscriptionState:
     failed: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSubscription:
+    """A subscription created through the admin API, as stored.
+
+    ``spec`` is its validated definition (JSON); ``secret`` the ``whsec_`` signing secret;
+    ``previous_secret`` the one a rotation replaced, which also signs until
+    ``previous_secret_until``.
+    """
+
+    id: str
+    spec: JSONObject
+    secret: str = field(repr=False)
+    created_at: float
+    updated_at: float
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_until: float | None = None
+
+
 class CursorConflictError(StoreError):
     """The chain cursor moved under us: another writer, or a stale in-memory view."""
 
@@ -316,6 +353,9 @@ class SQLiteStore:
         """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # It holds the signing secrets of API-created subscriptions: owner only. SQLite
+            # gives its -wal and -shm files the database file's mode.
+            await asyncio.to_thread(path.touch, mode=0o600, exist_ok=True)
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
@@ -638,13 +678,13 @@ class SQLiteStore:
             )
             return True
 
-    async def subscription_states(self) -> list[SubscriptionState]:
-        """Every subscription the store has seen, with its outbox counts."""
+    async def subscription_states(
+        self, ids: Sequence[str] | None = None
+    ) -> list[SubscriptionState]:
+        """Every subscription the store has seen (or those of ``ids``), with outbox counts."""
+        params = {"ids": None if ids is None else orjson.dumps(list(ids))}
         async with self._lock:
-            rows = await self._fetchall(
-                _SUBSCRIPTION_STATES,
-                (),
-            )
+            rows = await self._fetchall(_SUBSCRIPTION_STATES, params)
         return [SubscriptionState(_health(r), r[7], r[8], int(r[9]), int(r[10])) for r in rows]
 
     # --- the outbox ---------------------------------------------------------------------
@@ -670,7 +710,10 @@ class SQLiteStore:
         }
         async with self._lock:
             rows = await self._fetchall(_CLAIM, params)
-        jobs = [DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4])) for r in rows]
+        jobs = [
+            DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4]), float(r[5]))
+            for r in rows
+        ]
         jobs.sort(key=lambda j: j.id)
         return jobs
 
@@ -808,11 +851,40 @@ class SQLiteStore:
             "status": status,
             "sub": subscription_id,
             "since": since,
+            "until": None,
             "latest": -1 if latest is None else latest,
+            "offset": 0,
         }
         async with self._lock:
             rows = await self._fetchall(_LIST_DELIVERIES, params)
         return [_delivery(r) for r in reversed(rows)]
+
+    async def delivery_page(
+        self,
+        *,
+        status: str | None = None,
+        subscription_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[DeliveryRecord], int]:
+        """One page of the matching deliveries, newest first, and how many match in all.
+
+        ``since`` and ``until`` bound when the delivery was created: ``[since, until)``.
+        """
+        params = {
+            "status": status,
+            "sub": subscription_id,
+            "since": since,
+            "until": until,
+            "latest": limit,
+            "offset": offset,
+        }
+        async with self._lock:
+            rows = await self._fetchall(_LIST_DELIVERIES, params)
+            total = await self._fetchone(_COUNT_DELIVERIES, params)
+        return [_delivery(r) for r in rows], int(total[0])
 
     async def delivery_counts(self) -> dict[str, int]:
         """How many deliveries are in each status."""
@@ -855,6 +927,94 @@ class SQLiteStore:
             )
             for r in rows
         ]
+
+    async def queue_depths(self, now: float) -> list[tuple[str, str, int]]:
+        """Unacknowledged deliveries per subscription and state.
+
+        Pending ones are ``in_flight`` (leased), ``held`` (their subscription is disabled),
+        ``due`` or ``waiting`` (for a retry or a delay); ``failed`` ones used up every retry.
+        """
+        async with self._lock:
+            rows = await self._fetchall(_QUEUE_DEPTHS, {"now": now})
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    async def probe_write(self, now: float) -> None:
+        """Write one row in its own transaction: proves the store accepts writes."""
+        async with self._lock:
+            try:
+                await self._conn.execute(
+                    "INSERT INTO health_probe (id, checked_at) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                    (now,),
+                )
+            except aiosqlite.Error as exc:
+                raise StoreError(f"store {self.path} does not accept writes: {exc}") from exc
+
+    # --- subscriptions created through the admin API -----------------------------------
+
+    async def api_subscriptions(self) -> list[StoredSubscription]:
+        """Every API-created subscription, oldest first."""
+        async with self._lock:
+            rows = await self._fetchall(
+                "SELECT id, spec, secret, created_at, updated_at, previous_secret, "
+                "previous_secret_until FROM api_subscriptions ORDER BY created_at, id",
+                (),
+            )
+        return [
+            StoredSubscription(
+                str(r[0]), json.loads(r[1]), str(r[2]), float(r[3]), float(r[4]), r[5], r[6]
+            )
+            for r in rows
+        ]
+
+    async def add_api_subscription(self, sub: StoredSubscription) -> bool:
+        """Store a new subscription; False if one with its id exists."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "INSERT OR IGNORE INTO api_subscriptions (id, spec, secret, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (sub.id, _spec_json(sub.spec), sub.secret, sub.created_at, sub.updated_at),
+            )
+            return cur.rowcount == 1
+
+    async def update_api_subscription(
+        self, subscription_id: str, spec: JSONObject, now: float
+    ) -> bool:
+        """Replace the definition of a subscription; False if it is gone."""
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE api_subscriptions SET spec = ?, updated_at = ? WHERE id = ?",
+                (_spec_json(spec), now, subscription_id),
+            )
+            return cur.rowcount == 1
+
+    async def rotate_api_secret(
+        self, subscription_id: str, secret: str, previous_until: float | None, now: float
+    ) -> bool:
+        """Sign with ``secret`` from now on; False if the subscription is gone.
+
+        The replaced secret keeps signing too until ``previous_until`` (None: it stops now).
+        """
+        async with self._lock:
+            cur = await self._conn.execute(
+                "UPDATE api_subscriptions SET "
+                "previous_secret = CASE WHEN ? IS NULL THEN NULL ELSE secret END, "
+                "previous_secret_until = ?, secret = ?, updated_at = ? WHERE id = ?",
+                (previous_until, previous_until, secret, now, subscription_id),
+            )
+            return cur.rowcount == 1
+
+    async def delete_api_subscription(self, subscription_id: str) -> bool:
+        """Forget a subscription; False if it was not there.
+
+        Its undelivered webhooks stay in the outbox, waiting as for any unknown
+        subscription, until one with the same id exists again.
+        """
+        async with self._lock:
+            cur = await self._conn.execute(
+                "DELETE FROM api_subscriptions WHERE id = ?", (subscription_id,)
+            )
+            return cur.rowcount == 1
 
     async def retry_delivery(self, delivery_id: int, now: float) -> bool:
         """Make one delivery due now; a finished one starts a fresh retry schedule."""
@@ -927,7 +1087,20 @@ UPDATE deliveries SET lease_until = :lease WHERE id IN (
     )
     SELECT id FROM ranked WHERE turn <= quota ORDER BY turn, due, id LIMIT :limit
 )
-RETURNING id, event_id, subscription_id, body, attempts - retry_base
+RETURNING id, event_id, subscription_id, body, attempts - retry_base, created_at
+"""
+
+_QUEUE_DEPTHS = """
+SELECT d.subscription_id,
+    CASE WHEN d.status = 'failed' THEN 'failed'
+         WHEN d.lease_until > :now THEN 'in_flight'
+         WHEN s.status = 'disabled' THEN 'held'
+         WHEN d.next_attempt_at <= :now THEN 'due'
+         ELSE 'waiting' END AS state,
+    COUNT(*)
+FROM deliveries d LEFT JOIN subscriptions s ON s.id = d.subscription_id
+WHERE d.status IN ('pending', 'failed')
+GROUP BY d.subscription_id, state
 """
 
 _SUBSCRIPTION_STATES = """
@@ -935,7 +1108,9 @@ SELECT id, status, callback_error_count, failing_since, exhausted_since_success,
     last_success_at, disabled_reason, disabled_at, last_attempt_at,
     (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'pending'),
     (SELECT COUNT(*) FROM deliveries d WHERE d.subscription_id = s.id AND d.status = 'failed')
-FROM subscriptions s ORDER BY id
+FROM subscriptions s
+WHERE :ids IS NULL OR s.id IN (SELECT value FROM json_each(:ids))
+ORDER BY id
 """
 
 _UPDATE_HEALTH = """
@@ -969,7 +1144,17 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE (:status IS NULL OR d.status = :status)
   AND (:sub IS NULL OR d.subscription_id = :sub)
   AND (:since IS NULL OR d.created_at >= :since)
-ORDER BY d.id DESC LIMIT :latest
+  AND (:until IS NULL OR d.created_at < :until)
+ORDER BY d.id DESC LIMIT :latest OFFSET :offset
+"""
+
+# The same filter as _LIST_DELIVERIES.
+_COUNT_DELIVERIES = """
+SELECT COUNT(*) FROM deliveries d
+WHERE (:status IS NULL OR d.status = :status)
+  AND (:sub IS NULL OR d.subscription_id = :sub)
+  AND (:since IS NULL OR d.created_at >= :since)
+  AND (:until IS NULL OR d.created_at < :until)
 """
 
 
@@ -1035,6 +1220,12 @@ def _health_deltas(attempts: Sequence[FinishedAttempt]) -> dict[str, _HealthDelt
     for attempt in attempts:
         deltas.setdefault(attempt.subscription_id, _HealthDelta()).add(attempt)
     return deltas
+
+
+def _spec_json(spec: JSONObject) -> bytes:
+    # The standard library's json, not orjson: a condition may hold an integer beyond 64
+    # bits (an amount in wei), which orjson neither writes nor reads back exactly.
+    return json.dumps(spec, separators=(",", ":")).encode()
 
 
 def _pending_row(chain: str, p: PendingTx) -> tuple[Any, ...]:

@@ -96,11 +96,7 @@ class EthereumTracker:
         dropped_grace_s: float = 60.0,
     ) -> None:
         self.chain = chain
-        subs = [s for s in subscriptions if s.chain == chain]
-        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
-        self._index = AddressIndex(subs)
-        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
-        self.wants_transfers = any(s.wants_transfers for s in subs)
+        self._set_subscriptions(subscriptions)
         self._clock = clock
         self._ledger = ActivityLedger(
             chain, self._subs, recent_blocks=recent_blocks, activities=activities
@@ -109,6 +105,25 @@ class EthereumTracker:
         self.pool: PoolTracker[Tx] = PoolTracker(
             chain, self._subs, pending=pending, grace_s=dropped_grace_s
         )
+
+    def _set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        subs = [s for s in subscriptions if s.chain == self.chain]
+        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
+        self._index = AddressIndex(subs)
+        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
+        self.wants_transfers = any(s.wants_transfers for s in subs)
+
+    def replace_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
+        """Match from now on against ``subscriptions``, keeping everything already tracked.
+
+        Mined activities keep the confirmation height they were given; those of a removed
+        subscription, or of one that no longer wants ``tx.confirmed``, are settled silently
+        when they come due. Pending transactions of a removed subscription produce nothing.
+        """
+        self._set_subscriptions(subscriptions)
+        self._ledger.replace_subscriptions(self._subs)
+        self._rules = EthereumPoolRules(self.chain, self._index)
+        self.pool.replace_subscriptions(self._subs)
 
     @property
     def watched_addresses(self) -> int:

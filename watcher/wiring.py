@@ -20,6 +20,7 @@ from watcher.chains.bitcoin_source import BitcoinSource
 from watcher.chains.ethereum import EthereumClient
 from watcher.chains.ethereum_source import EthereumSource
 from watcher.follower import ChainFollower
+from watcher.metrics import Metrics
 from watcher.models import Subscription
 from watcher.protocols import ChainBlock, ChainSource, Tracker
 from watcher.store import Store, TrackerState
@@ -36,6 +37,7 @@ def build_follower(
     on_deliveries: Callable[[], None],
     *,
     networks: Collection[Network] = (),
+    metrics: Metrics | None = None,
 ) -> AnyFollower:
     """The follower of ``chain``, reading its node over ``session``.
 
@@ -43,12 +45,13 @@ def build_follower(
     """
     subs = tuple(s for s in subscriptions if s.chain == chain.name)
     if isinstance(chain, BitcoinChainConfig):
-        source, make_tracker, identity = _bitcoin(chain, subs, session, networks)
+        source, make_tracker, identity = _bitcoin(chain, session, networks)
     else:
-        source, make_tracker, identity = _ethereum(chain, subs, session)
+        source, make_tracker, identity = _ethereum(chain, session)
     return ChainFollower(
         source=source,
         make_tracker=make_tracker,
+        subscriptions=subs,
         store=store,
         start=chain.start,
         expected_identity=identity,
@@ -56,28 +59,28 @@ def build_follower(
         poll_interval_s=chain.poll_interval_s,
         max_reorg_depth=chain.max_reorg_depth,
         on_deliveries=on_deliveries,
+        metrics=metrics,
     )
 
 
 _Parts = tuple[
-    ChainSource[ChainBlock, Any, Any], Callable[[TrackerState], Tracker[Any, Any, Any]], str | None
+    ChainSource[ChainBlock, Any, Any],
+    Callable[[TrackerState, Sequence[Subscription]], Tracker[Any, Any, Any]],
+    str | None,
 ]
 
 
-def _ethereum(
-    chain: EthereumChainConfig, subs: tuple[Subscription, ...], session: aiohttp.ClientSession
-) -> _Parts:
+def _ethereum(chain: EthereumChainConfig, session: aiohttp.ClientSession) -> _Parts:
     client = EthereumClient(chain.name, chain.rpc_url, session, chain.request_timeout_s)
     source = EthereumSource(
         client,
-        transfers=any(s.wants_transfers for s in subs),
         watch_mempool=chain.mempool != "off",
     )
 
-    def make_tracker(state: TrackerState) -> EthereumTracker:
+    def make_tracker(state: TrackerState, current: Sequence[Subscription]) -> EthereumTracker:
         return EthereumTracker(
             chain.name,
-            subs,
+            current,
             recent_blocks=state.recent_blocks,
             activities=state.activities,
             pending=state.pending,
@@ -90,7 +93,6 @@ def _ethereum(
 
 def _bitcoin(
     chain: BitcoinChainConfig,
-    subs: tuple[Subscription, ...],
     session: aiohttp.ClientSession,
     networks: Collection[Network],
 ) -> _Parts:
@@ -106,10 +108,10 @@ def _bitcoin(
         BitcoinClient(rpc), networks=allowed, watch_mempool=chain.mempool != "off"
     )
 
-    def make_tracker(state: TrackerState) -> BitcoinTracker:
+    def make_tracker(state: TrackerState, current: Sequence[Subscription]) -> BitcoinTracker:
         return BitcoinTracker(
             chain.name,
-            subs,
+            current,
             recent_blocks=state.recent_blocks,
             activities=state.activities,
             pending=state.pending,

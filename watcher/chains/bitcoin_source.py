@@ -21,7 +21,7 @@ from watcher.btc_addresses import Network
 from watcher.chains.bitcoin import BitcoinClient
 from watcher.errors import ChainMismatchError
 from watcher.mempool import TxStatus
-from watcher.models import BlockRef, BtcBlock, BtcTx, BtcTxOut
+from watcher.models import BlockRef, BtcBlock, BtcTx, BtcTxOut, Subscription
 from watcher.protocols import PoolSnapshot
 
 # Looked-up transactions whose outputs are kept, most recently used first out last.
@@ -121,6 +121,9 @@ class BitcoinSource:
                     txs.append(status.tx)
                     self._remember(status.tx)
         return PoolSnapshot(frozenset(txids), txs)
+
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Nothing to change: what a Bitcoin node is asked does not depend on subscriptions."""
 
     async def statuses(self, hashes: Sequence[str]) -> dict[str, TxStatus]:
         """Pending, mined or unknown, for each txid."""

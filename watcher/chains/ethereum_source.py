@@ -12,7 +12,7 @@ from collections.abc import Collection, Container, Mapping, Sequence
 
 from watcher.chains.ethereum import EthereumClient, EthereumMempool
 from watcher.mempool import TxStatus
-from watcher.models import Block, BlockRef, Tx
+from watcher.models import Block, BlockRef, Subscription, Tx
 from watcher.protocols import PoolSnapshot
 
 
@@ -48,6 +48,10 @@ class EthereumSource:
     async def block_hashes(self, numbers: Sequence[int]) -> dict[int, str]:
         """Hashes of the canonical blocks at ``numbers``."""
         return await self._client.block_hashes(numbers)
+
+    def set_subscriptions(self, subscriptions: Sequence[Subscription]) -> None:
+        """Fetch token transfer logs exactly when one of ``subscriptions`` may want them."""
+        self._transfers = any(s.wants_transfers for s in subscriptions)
 
     async def blocks(self, numbers: Sequence[int]) -> list[Block | None]:
         """Full blocks, with their token transfers when a subscription may want them."""
