@@ -1,13 +1,18 @@
-"""The two measurements of a catch-up from block 0 to the head: the raw ceiling and the daemon.
+"""The two measurements of a catch-up to the head: the raw ceiling and the daemon.
 
 The ceiling is the least work any client must do: batched ``eth_getBlockByNumber`` over
-aiohttp with two batches in flight, orjson parsing and a set lookup per transaction. The
-daemon run is the real thing: a :class:`~watcher.follower.ChainFollower` driving a real
+aiohttp with two batches in flight, orjson parsing and a set lookup per transaction; with
+logs on, also one ``eth_getLogs`` for the ``Transfer`` logs of each batch's range, in the
+same JSON-RPC batch (as the daemon asks it), and a set lookup on each log's sender and
+recipient topics. The daemon run is the real thing: a
+:class:`~watcher.follower.ChainFollower` driving a real
 :class:`~watcher.chains.ethereum.EthereumClient` (through its source), the Ethereum tracker
 and a :class:`~watcher.store.SQLiteStore`
 on a temporary file, polled until its cursor reaches the head. Both return seconds, timed
 from the first request to the last block handled (the daemon's includes building its
-address index and committing every event to the outbox).
+address index and committing every event to the outbox). With logs off the daemon's
+subscription wants native transfers only, so it does not ask for logs; with logs on it wants
+every kind, token transfers included.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import aiohttp
 import orjson
 from chainbuild import BenchError
 
-from watcher.chains.ethereum import EthereumClient
+from watcher.chains.ethereum import TRANSFER_TOPIC, EthereumClient
 from watcher.chains.ethereum_source import EthereumSource
 from watcher.follower import ChainFollower
 from watcher.models import EventType, Kind, Subscription
@@ -45,15 +50,23 @@ class Run:
     found: int
 
 
-def subscriptions(watched: frozenset[str]) -> list[Subscription]:
-    """One subscription watching ``watched`` for mined and confirmed transfers."""
+# (block number, sender, recipient) of a transaction or of a token transfer log.
+Transfer = tuple[int, str, str | None]
+
+
+def subscriptions(watched: frozenset[str], *, logs: bool) -> list[Subscription]:
+    """One subscription watching ``watched`` for mined and confirmed transfers.
+
+    Native transfers only unless ``logs``: then every kind, so the daemon fetches logs too.
+    """
+    kinds = frozenset(Kind) if logs else frozenset({Kind.NATIVE})
     return [
         Subscription(
             id="bench",
             chain=CHAIN,
             addresses=watched,
             events=frozenset({EventType.TX_MINED, EventType.TX_CONFIRMED}),
-            kinds=frozenset({Kind.NATIVE}),
+            kinds=kinds,
             confirmations=CONFIRMATIONS,
             url="http://127.0.0.1:9/hooks",
             secret=b"bench-secret-bench-secret-bench!",
@@ -61,14 +74,12 @@ def subscriptions(watched: frozenset[str]) -> list[Subscription]:
     ]
 
 
-def expected_events(
-    transfers: Sequence[tuple[int, str, str | None]], watched: frozenset[str], head: int
-) -> int:
+def expected_events(transfers: Sequence[Transfer], watched: frozenset[str], head: int) -> int:
     """How many outbox rows a catch-up to ``head`` must create for ``subscriptions(watched)``.
 
-    ``transfers`` holds (block number, sender, recipient) for every transaction. Each side
-    of a transfer that is watched makes a ``tx.mined`` event, and a ``tx.confirmed`` one once
-    the block is ``CONFIRMATIONS`` deep.
+    ``transfers`` holds (block number, sender, recipient) for every transaction, and with
+    logs on for every token transfer too. Each side of a transfer that is watched makes a
+    ``tx.mined`` event, and a ``tx.confirmed`` one once the block is ``CONFIRMATIONS`` deep.
     """
     total = 0
     for number, sender, recipient in transfers:
@@ -78,9 +89,9 @@ def expected_events(
     return total
 
 
-def transfers_of(block_lines: Iterable[bytes]) -> list[tuple[int, str, str | None]]:
+def transfers_of(block_lines: Iterable[bytes]) -> list[Transfer]:
     """(block number, sender, recipient) of every transaction in the recorded blocks."""
-    out: list[tuple[int, str, str | None]] = []
+    out: list[Transfer] = []
     for line in block_lines:
         block = orjson.loads(line)
         number = int(block["number"], 16)
@@ -90,16 +101,36 @@ def transfers_of(block_lines: Iterable[bytes]) -> list[tuple[int, str, str | Non
     return out
 
 
+def token_transfers_of(log_lines: Iterable[bytes]) -> list[Transfer]:
+    """(block number, sender, recipient) of every ``Transfer`` log in the recorded logs."""
+    out: list[Transfer] = []
+    for line in log_lines:
+        for log in orjson.loads(line):
+            topics = log["topics"]
+            if len(topics) in (3, 4) and topics[0] == TRANSFER_TOPIC:
+                number = int(log["blockNumber"], 16)
+                out.append((number, _topic_address(topics[1]), _topic_address(topics[2])))
+    return out
+
+
+def _topic_address(topic: str) -> str:
+    return "0x" + topic[-40:].lower()
+
+
 async def _post(session: aiohttp.ClientSession, url: str, payload: object) -> Any:
     headers = {"Content-Type": "application/json"}
     async with session.post(url, data=orjson.dumps(payload), headers=headers) as response:
         return orjson.loads(await response.read())
 
 
-async def ceiling(url: str, watched: frozenset[str], batch_size: int) -> Run:
-    """Fetch and parse every block up to the head, counting transactions that touch ``watched``.
+async def ceiling(
+    url: str, watched: frozenset[str], batch_size: int, first: int = 0, *, logs: bool
+) -> Run:
+    """Fetch and parse blocks ``first`` to head, counting transactions that touch ``watched``.
 
-    Nothing else: no models, no store. This is what the daemon is measured against.
+    With ``logs``, each batch also fetches the range's ``Transfer`` logs, and the logs that
+    touch ``watched`` are counted too. Nothing else: no models, no store. This is what the
+    daemon is measured against.
     """
     async with aiohttp.ClientSession() as session:
         started = time.perf_counter()
@@ -107,12 +138,12 @@ async def ceiling(url: str, watched: frozenset[str], batch_size: int) -> Run:
             session, url, {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}
         )
         head = int(reply["result"], 16)
-        batches = iter(range(0, head + 1, batch_size))
+        batches = iter(range(first, head + 1, batch_size))
         in_flight: deque[asyncio.Task[Any]] = deque()
 
         def fetch_next() -> None:
-            first = next(batches, None)
-            if first is None:
+            start = next(batches, None)
+            if start is None:
                 return
             payload = [
                 {
@@ -121,8 +152,17 @@ async def ceiling(url: str, watched: frozenset[str], batch_size: int) -> Run:
                     "method": "eth_getBlockByNumber",
                     "params": [hex(n), True],
                 }
-                for n in range(first, min(first + batch_size, head + 1))
+                for n in range(start, min(start + batch_size, head + 1))
             ]
+            if logs:
+                log_filter = {
+                    "fromBlock": hex(start),
+                    "toBlock": hex(min(start + batch_size, head + 1) - 1),
+                    "topics": [TRANSFER_TOPIC],
+                }
+                payload.append(
+                    {"jsonrpc": "2.0", "id": -1, "method": "eth_getLogs", "params": [log_filter]}
+                )
             in_flight.append(asyncio.create_task(_post(session, url, payload)))
 
         found = 0
@@ -133,7 +173,14 @@ async def ceiling(url: str, watched: frozenset[str], batch_size: int) -> Run:
                 replies = await in_flight.popleft()
                 fetch_next()
                 for reply in replies:
-                    for tx in reply["result"]["transactions"]:
+                    result = reply["result"]
+                    if type(result) is list:  # the eth_getLogs reply
+                        for log in result:
+                            topics = log["topics"]
+                            if "0x" + topics[1][26:] in watched or "0x" + topics[2][26:] in watched:
+                                found += 1
+                        continue
+                    for tx in result["transactions"]:
                         if tx["from"] in watched or tx["to"] in watched:
                             found += 1
         finally:
@@ -143,8 +190,8 @@ async def ceiling(url: str, watched: frozenset[str], batch_size: int) -> Run:
         return Run(time.perf_counter() - started, found)
 
 
-async def daemon(url: str, subs: Sequence[Subscription], batch_size: int) -> Run:
-    """Catch a real ChainFollower up from block 0 to the head; ``found`` = outbox rows."""
+async def daemon(url: str, subs: Sequence[Subscription], batch_size: int, first: int = 0) -> Run:
+    """Catch a real ChainFollower up from block ``first`` to the head; ``found`` = outbox rows."""
     with tempfile.TemporaryDirectory(prefix="watcher-bench-store-") as folder:
         store = await SQLiteStore.open(Path(folder) / "outbox.db")
         try:
@@ -161,7 +208,7 @@ async def daemon(url: str, subs: Sequence[Subscription], batch_size: int) -> Run
                     ),
                     subscriptions=subs,
                     store=store,
-                    start=0,
+                    start=first,
                     batch_size=batch_size,
                 )
                 while True:

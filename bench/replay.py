@@ -6,7 +6,8 @@ client side is what gets measured. It runs in its own process (``python bench/re
 CACHE_FOLDER PORT``) so that it does not share an event loop, or a core, with the client.
 
 Methods: ``eth_chainId``, ``eth_blockNumber``, ``eth_getBlockByNumber`` (full or hashes
-only; hex number, ``latest`` or ``earliest``), single or in JSON-RPC batches.
+only; hex number, ``latest`` or ``earliest``) and ``eth_getLogs`` (``fromBlock``, ``toBlock``
+and the first topic; no address filter), single or in JSON-RPC batches.
 """
 
 from __future__ import annotations
@@ -29,19 +30,27 @@ CHAIN_ID = 31337
 STARTUP_TIMEOUT_S = 60.0
 
 Reply = Callable[[list[Any]], bytes]
+# A recorded log: its first topic (None without topics) and its JSON.
+Log = tuple[str | None, bytes]
 
 
 class RecordedNode:
-    """Answers JSON-RPC requests from the recorded blocks; the answers are bytes."""
+    """Answers JSON-RPC requests from the recorded blocks and logs; the answers are bytes."""
 
-    def __init__(self, full_blocks: list[bytes], chain_id: int = CHAIN_ID) -> None:
+    def __init__(
+        self, full_blocks: list[bytes], block_logs: list[bytes], chain_id: int = CHAIN_ID
+    ) -> None:
+        if len(block_logs) != len(full_blocks):
+            raise ValueError(f"{len(block_logs)} lists of logs for {len(full_blocks)} blocks")
         self._full = full_blocks
         self._hashes_only = [_without_tx_objects(block) for block in full_blocks]
+        self._logs = [_split_logs(logs) for logs in block_logs]
         self._head = len(full_blocks) - 1
         self._methods: dict[str, Reply] = {
             "eth_chainId": lambda _: orjson.dumps(hex(chain_id)),
             "eth_blockNumber": lambda _: orjson.dumps(hex(self._head)),
             "eth_getBlockByNumber": self._block,
+            "eth_getLogs": self._get_logs,
         }
 
     def answer(self, body: bytes) -> bytes:
@@ -63,24 +72,56 @@ class RecordedNode:
             return _error(request_id, -32601, "method not found")
         try:
             result = handler(request.get("params") or [])
-        except (ValueError, TypeError, IndexError) as exc:
+        except (ValueError, TypeError, IndexError, AttributeError) as exc:
             return _error(request_id, -32602, f"invalid params: {exc}")
         return b'{"jsonrpc":"2.0","id":' + orjson.dumps(request_id) + b',"result":' + result + b"}"
 
     def _block(self, params: list[Any]) -> bytes:
         tag, full = params[0], bool(params[1])
-        number = {"latest": self._head, "earliest": 0}.get(tag)
-        if number is None:
-            number = int(tag, 16)
+        number = self._number(tag)
         if not 0 <= number <= self._head:
             return b"null"
         return self._full[number] if full else self._hashes_only[number]
+
+    def _get_logs(self, params: list[Any]) -> bytes:
+        """Logs of blocks fromBlock..toBlock (default: latest), whose first topic matches."""
+        log_filter = params[0]
+        unknown = set(log_filter) - {"fromBlock", "toBlock", "topics"}
+        if unknown:
+            raise ValueError(f"filter fields not supported: {', '.join(sorted(unknown))}")
+        first = self._number(log_filter.get("fromBlock", "latest"))
+        last = min(self._number(log_filter.get("toBlock", "latest")), self._head)
+        topics = log_filter.get("topics") or [None]
+        wanted = topics[0]
+        if isinstance(wanted, str):
+            wanted = {wanted.lower()}
+        elif wanted is not None:
+            wanted = {str(topic).lower() for topic in wanted}
+        found = [
+            log
+            for number in range(max(first, 0), last + 1)
+            for topic, log in self._logs[number]
+            if wanted is None or topic in wanted
+        ]
+        return b"[" + b",".join(found) + b"]"
+
+    def _number(self, tag: str) -> int:
+        number = {"latest": self._head, "earliest": 0}.get(tag)
+        return int(tag, 16) if number is None else number
 
 
 def _without_tx_objects(block: bytes) -> bytes:
     doc = orjson.loads(block)
     doc["transactions"] = [tx["hash"] for tx in doc["transactions"]]
     return orjson.dumps(doc)
+
+
+def _split_logs(logs: bytes) -> list[Log]:
+    """One block's logs (a JSON list) as (first topic, JSON) pairs, ready to be filtered."""
+    return [
+        (str(log["topics"][0]).lower() if log["topics"] else None, orjson.dumps(log))
+        for log in orjson.loads(logs)
+    ]
 
 
 def _error(request_id: Any, code: int, message: str) -> bytes:
@@ -104,8 +145,9 @@ def make_app(node: RecordedNode) -> web.Application:
 class ReplayServer:
     """The replay node in a child process, for ``async with``; stopped on exit."""
 
-    def __init__(self, blocks_path: Path) -> None:
+    def __init__(self, blocks_path: Path, logs_path: Path) -> None:
         self.blocks_path = blocks_path
+        self.logs_path = logs_path
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
 
@@ -127,7 +169,7 @@ class ReplayServer:
     async def _start(self) -> None:
         self.port = free_port()
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, str(self.blocks_path), str(self.port)
+            sys.executable, __file__, str(self.blocks_path), str(self.logs_path), str(self.port)
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         async with aiohttp.ClientSession() as session:
@@ -158,10 +200,10 @@ class ReplayServer:
 
 
 def main(argv: list[str]) -> None:
-    """Serve the chain in ``argv[0]`` (gzipped JSON lines) on 127.0.0.1:``argv[1]``."""
-    with gzip.open(argv[0], "rb") as blocks:
-        node = RecordedNode(blocks.read().splitlines())
-    web.run_app(make_app(node), host="127.0.0.1", port=int(argv[1]), print=None, access_log=None)
+    """Serve blocks ``argv[0]`` and logs ``argv[1]`` (JSON lines) on 127.0.0.1:``argv[2]``."""
+    with gzip.open(argv[0], "rb") as blocks, gzip.open(argv[1], "rb") as logs:
+        node = RecordedNode(blocks.read().splitlines(), logs.read().splitlines())
+    web.run_app(make_app(node), host="127.0.0.1", port=int(argv[2]), print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ again in its middle, and must produce the same events.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-from tests.chain_tools import GWEI, deploy, sign, transfer_call, transfer_emitter_code
+from tests.chain_tools import GWEI, deploy, sign
 from tests.conftest import Harness, wait_until
 from tests.receiver import Receiver
-from watcher.devchain import Anvil
+from watcher.devchain import Anvil, transfer_call, transfer_emitter_code
 
 ETHER = 10**18
 ALL_TX_EVENTS = [
@@ -217,7 +217,11 @@ async def test_a_reorg_after_confirmation_cancels_both_events(
 
 @pytest.mark.parametrize("kind", ["erc20", "erc721"])
 async def test_token_transfer_logs_to_a_watched_address_and_of_a_watched_token(
-    anvil: Anvil, receiver: Receiver, harness: Harness, session_factory: Any, kind: str
+    anvil: Anvil,
+    receiver: Receiver,
+    harness: Harness,
+    session_factory: Any,
+    kind: Literal["erc20", "erc721"],
 ) -> None:
     accounts = await anvil.accounts()
     sender, watched = accounts[2], accounts[1]

@@ -1,7 +1,9 @@
 """A throwaway local Ethereum dev chain (anvil) for the demo, the tests and the benchmarks.
 
 anvil keeps about 1 MB of state per mined block under its cache path and never deletes it,
-so every instance gets its own temporary folder, removed when the instance stops.
+so every instance gets its own temporary folder, removed when the instance stops. Token
+transfers are made with a tiny hand-assembled contract that only logs ``Transfer``, so
+neither the tests nor the benchmarks need a Solidity compiler.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
 
+from watcher.chains.ethereum import TRANSFER_TOPIC
 from watcher.errors import WatcherError
 
 STARTUP_TIMEOUT_S = 20.0
@@ -179,3 +182,27 @@ class Anvil:
 
     async def block_number(self) -> int:
         return int(await self.rpc("eth_blockNumber"), 16)
+
+
+def transfer_emitter_code(kind: Literal["erc20", "erc721"]) -> str:
+    """Init code of a contract that logs ``Transfer(caller, to, x)`` for calldata ``to ++ x``.
+
+    ``erc20`` logs x as data (LOG3); ``erc721`` logs x as the indexed token id (LOG4). Raw
+    bytecode, so that making token transfers needs no Solidity compiler.
+    """
+    topic = TRANSFER_TOPIC[2:]
+    if kind == "erc20":
+        # amount = calldata[32:64] -> memory[0:32]; LOG3(0, 32, topic, caller, to)
+        runtime = "602035600052600035337f" + topic + "60206000a300"
+    else:
+        # LOG4(0, 0, topic, caller, to, token_id) with token_id = calldata[32:64]
+        runtime = "602035600035337f" + topic + "60006000a400"
+    size = len(runtime) // 2
+    # CODECOPY the runtime (which follows these 11 bytes) to memory 0 and RETURN it.
+    init = f"60{size:02x}80600b6000396000f3"
+    return "0x" + init + runtime
+
+
+def transfer_call(to: str, amount_or_id: int) -> str:
+    """Calldata for the emitter: the recipient and the amount (or token id), 32 bytes each."""
+    return "0x" + to[2:].rjust(64, "0") + hex(amount_or_id)[2:].rjust(64, "0")
