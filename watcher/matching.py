@@ -8,7 +8,7 @@ evaluated by the tracker once that is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 
 from watcher.models import Direction, Kind, Subscription, TokenTransfer, Tx
@@ -45,6 +45,11 @@ class AddressIndex:
 
     def __len__(self) -> int:
         return len(self._by_address)
+
+    @property
+    def watched(self) -> Container[str | None]:
+        """The watched addresses, for a membership test before :meth:`match`."""
+        return self._by_address.keys()
 
     def match(self, tx: Tx) -> list[Match]:
         """Subscriptions a transaction concerns through its sender or recipient."""

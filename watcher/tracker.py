@@ -158,8 +158,12 @@ class EthereumTracker:
                 if evaluate(sub.condition, fields)
             )
         ledger = self._ledger
+        index = self._index
+        watched = index.watched  # a membership test first: 99% of transactions stop here
         for tx in block.transactions:
-            for match in self._index.match(tx):
+            if tx.sender not in watched and tx.recipient not in watched:
+                continue
+            for match in index.match(tx):
                 data = native_data(block, tx, match)
                 ledger.mined(match.subscription, data, now, events, changed)
         for transfer in block.transfers:

@@ -290,14 +290,21 @@ def parse_tx(raw: Any) -> Tx:
     value, nonce, to = raw["value"], raw["nonce"], raw["to"]
     if value[:2] != "0x" or nonce[:2] != "0x" or "_" in value or "_" in nonce:
         raise ValueError(f"value {value!r:.80} or nonce {nonce!r:.80} is not a hex quantity")
-    return Tx(
-        raw["hash"].lower(),
-        raw["from"].lower(),
-        to.lower() if to is not None else None,
-        int(value, 16),
-        int(nonce, 16),
-        raw,
+    # tuple.__new__ skips the named tuple's Python-level __new__: half the cost per transaction.
+    return _new_tx(
+        Tx,
+        (
+            raw["hash"].lower(),
+            raw["from"].lower(),
+            to.lower() if to is not None else None,
+            int(value, 16),
+            int(nonce, 16),
+            raw,
+        ),
     )
+
+
+_new_tx = tuple.__new__
 
 
 def _hex_quantity(value: Any) -> int:
@@ -313,8 +320,15 @@ def _hex_quantity(value: Any) -> int:
 
 
 def _topic_address(topic: str) -> str:
-    (address,) = abi_decode(["address"], bytes.fromhex(topic[2:]))
-    return str(address).lower()
+    """The address an indexed ``address`` topic holds: its last 20 bytes.
+
+    Sliced rather than ABI-decoded (46 us a log through eth-abi, on every Transfer of every
+    block); the checks are the decoder's: 32 bytes of hex, the first 12 of them zero.
+    """
+    if len(topic) != 66 or topic[:26] != "0x" + "0" * 24 or not topic[2:].isalnum():
+        raise ValueError(f"not an indexed address topic: {topic!r:.80}")
+    int(topic, 16)  # ValueError unless it is hex
+    return "0x" + topic[26:].lower()
 
 
 def _topic_uint(topic: str) -> int:
