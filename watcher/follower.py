@@ -237,12 +237,28 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
     async def _catch_up(
         self, tracker: Tracker[BlockT, TxT, FactT], first: int, head: int
     ) -> tuple[int, str | None]:
-        """Record blocks first..head; also returns the node's parent hash where it diverged."""
+        """Record blocks first..head; also returns the node's parent hash where it diverged.
+
+        Each batch is committed in its own transaction, strictly in order; the next batch is
+        processed while the previous one is being written (SQLite works outside the GIL), so
+        the write costs no time on the event loop. If anything fails, the caller rebuilds the
+        tracker from the store, which then holds exactly the batches that were committed.
+        """
         recorded = 0
         diverged: str | None = None
         generation = self._generation
         batches = _ranges(first, head, self._batch_size)
         in_flight: deque[asyncio.Task[Sequence[BlockT | None]]] = deque()
+        tip = self._cursor  # the last block processed, committed or being committed
+        writing: asyncio.Task[None] | None = None
+
+        async def commit(outcomes: list[BlockOutcome], transactions: int) -> None:
+            created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
+            self._cursor = outcomes[-1].block
+            self._metrics.processed(self._cursor.number)
+            self._metrics.batch(outcomes, transactions)
+            if created:
+                self._on_deliveries()
 
         def fetch_next() -> None:
             numbers = next(batches, None)
@@ -260,21 +276,30 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
                     break  # the subscriptions changed while it was fetched: fetch again
                 fetch_next()
                 facts = await self._lookup(tracker.facts_needed([b for b in blocks if b]))
-                outcomes, stop, diverged = self._process(tracker, blocks, facts)
+                outcomes, stop, diverged = self._process(tracker, blocks, facts, tip)
+                if writing is not None:
+                    await writing  # batches commit in order, each on the cursor of the last
+                    writing = None
                 if outcomes:
-                    created = await self._store.record_blocks(self.chain, self._cursor, outcomes)
-                    self._cursor = outcomes[-1].block
+                    tip = outcomes[-1].block
                     recorded += len(outcomes)
-                    self._metrics.processed(self._cursor.number)
-                    self._metrics.batch(outcomes, _transaction_count(blocks, len(outcomes)))
-                    if created:
-                        self._on_deliveries()
+                    count = _transaction_count(blocks, len(outcomes))
+                    writing = asyncio.create_task(
+                        commit(outcomes, count), name=f"commit:{self.chain}"
+                    )
                 if stop:
                     break
+            if writing is not None:
+                await writing
+                writing = None
         finally:
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+            if writing is not None:
+                # Let a started transaction finish (it is atomic either way) before the caller
+                # rebuilds the tracker from the store.
+                await asyncio.gather(writing, return_exceptions=True)
         if recorded:
             log.debug("blocks_recorded", chain=self.chain, count=recorded, cursor=self._cursor)
         return recorded, diverged
@@ -287,10 +312,10 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
         tracker: Tracker[BlockT, TxT, FactT],
         blocks: Sequence[BlockT | None],
         facts: Mapping[str, FactT],
+        parent: BlockRef | None,
     ) -> tuple[list[BlockOutcome], bool, str | None]:
-        """Outcomes of the blocks that extend the cursor, whether to stop, and a divergence."""
+        """Outcomes of the blocks that extend ``parent``, whether to stop, and a divergence."""
         outcomes: list[BlockOutcome] = []
-        parent = self._cursor
         for block in blocks:
             if block is None:
                 return outcomes, True, None
