@@ -694,14 +694,9 @@ def _check_chain(
         missing = "rpc_user" if chain.rpc_user is None else "rpc_password"
         issues.append(doc.issue((*loc, missing), "is required with rpc_user and rpc_password"))
     elif chain.rpc_password is not None:
-        original = doc.data["chains"][loc[1]].get("rpc_password")
-        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
-            issues.append(
-                doc.issue(
-                    (*loc, "rpc_password"),
-                    "must be an environment reference like ${NODE_RPC_PASSWORD}",
-                )
-            )
+        _env_only(
+            chain.rpc_password, (*loc, "rpc_password"), doc, issues, example="NODE_RPC_PASSWORD"
+        )
 
 
 def _check_bitcoin_subscription(
@@ -1102,7 +1097,13 @@ def _read_key(
 
 
 def _env_only(
-    value: SecretStr, loc: Loc, doc: _YamlDocument, issues: list[ConfigIssue], alt: str = ""
+    value: SecretStr,
+    loc: Loc,
+    doc: _YamlDocument,
+    issues: list[ConfigIssue],
+    alt: str = "",
+    *,
+    example: str = "MY_SECRET",
 ) -> str | None:
     """The value of a secret that the file must give as a ``${VAR}`` reference, never inline."""
     original: Any = doc.data
@@ -1115,7 +1116,7 @@ def _env_only(
             original = None
     if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
         hint = f" ({alt})" if alt else ""
-        issues.append(doc.issue(loc, f"must be an environment reference like ${{MY_SECRET}}{hint}"))
+        issues.append(doc.issue(loc, f"must be an environment reference like ${{{example}}}{hint}"))
         return None
     return value.get_secret_value()
 
@@ -1156,18 +1157,13 @@ def _api_token(
         issues.append(doc.issue((*loc, "token"), "give exactly one of token or token_file"))
         return None
     if api.token is not None:
-        original = doc.data["api"].get("token")
-        if not (isinstance(original, str) and _ENV_REFERENCE.fullmatch(original.strip())):
-            issues.append(
-                doc.issue(
-                    (*loc, "token"),
-                    "must be an environment reference like ${WATCHER_API_TOKEN} (or use "
-                    "token_file)",
-                )
-            )
-            return None
-        token = api.token.get_secret_value().strip()
         token_loc: Loc = (*loc, "token")
+        value = _env_only(
+            api.token, token_loc, doc, issues, "or use token_file", example="WATCHER_API_TOKEN"
+        )
+        if value is None:
+            return None
+        token = value.strip()
     else:
         assert api.token_file is not None
         token_loc = (*loc, "token_file")
