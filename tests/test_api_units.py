@@ -7,9 +7,19 @@ from ipaddress import ip_network
 import pytest
 
 from tests.test_tracker import ALICE, BOB, subscription
-from watcher.api.errors import BadRequestError
+from watcher.api.errors import BadRequestError, InvalidError
 from watcher.api.pagination import Page, meta
-from watcher.api.specs import callback_url_problem, describe, render_conditions
+from watcher.api.specs import (
+    Context,
+    WebhookFields,
+    callback_url_problem,
+    describe,
+    normalise,
+    parse_model,
+    render_conditions,
+)
+from watcher.btc_addresses import Network
+from watcher.chain_config import BitcoinChainConfig
 from watcher.conditions import parse_conditions
 
 
@@ -72,3 +82,41 @@ def test_callback_urls_are_checked_like_the_file_ones(url: str, problem: str | N
     else:
         assert found is not None
         assert found.startswith(problem)
+
+
+BTC_REGTEST_P2WPKH = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+
+
+def btc_context() -> Context:
+    chain = BitcoinChainConfig(
+        name="btc", kind="bitcoin", rpc_url="http://127.0.0.1:1", network=Network.REGTEST
+    )
+    return Context(chains={"btc": chain})
+
+
+def webhook(**fields: object) -> WebhookFields:
+    base: dict[str, object] = {"chain": "btc", "url": "https://hooks.example.com/x"}
+    return parse_model(WebhookFields, {**base, **fields})
+
+
+def test_api_webhooks_on_a_bitcoin_chain_take_that_chain_s_addresses() -> None:
+    spec = normalise(webhook(addresses=[BTC_REGTEST_P2WPKH.upper()]), btc_context())
+    assert spec["addresses"] == [BTC_REGTEST_P2WPKH]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "needle"),
+    [
+        ({"addresses": [ALICE]}, "addresses[0]", ALICE),
+        ({"addresses": [BTC_REGTEST_P2WPKH], "tokens": [ALICE]}, "tokens", "no tokens"),
+        ({"addresses": [BTC_REGTEST_P2WPKH], "kinds": ["erc20"]}, "kinds", "native"),
+    ],
+)
+def test_api_webhooks_on_a_bitcoin_chain_refuse_what_does_not_apply(
+    fields: dict[str, object], field: str, needle: str
+) -> None:
+    with pytest.raises(InvalidError) as info:
+        normalise(webhook(**fields), btc_context())
+    problems = {e.field: e.message for e in info.value.errors}
+    assert field in problems, problems
+    assert needle in problems[field]

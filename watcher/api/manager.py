@@ -41,6 +41,7 @@ from watcher.api.specs import (
     parse_model,
     view,
 )
+from watcher.chain_config import address_reader
 from watcher.config import DEFAULT_ROTATION_OVERLAP_S
 from watcher.models import JSONObject
 from watcher.registry import Entry, Source, SubscriptionRegistry
@@ -185,28 +186,32 @@ class WebhookManager:
     async def add_addresses(self, subscription_id: str, body: Any) -> Entry:
         """Watch more addresses; the ones already watched are kept."""
         request = parse_model(AddressesBody, body)
-        new = normalise_addresses(request.addresses)
-        return await self._update(
-            subscription_id,
-            lambda spec: parse_model(
-                WebhookFields, {**spec, "addresses": [*spec["addresses"], *new]}
-            ),
-        )
+
+        def with_new(spec: Mapping[str, Any]) -> WebhookFields:
+            new = normalise_addresses(request.addresses, self._reader(spec["chain"]))
+            return parse_model(WebhookFields, {**spec, "addresses": [*spec["addresses"], *new]})
+
+        return await self._update(subscription_id, with_new)
 
     async def remove_address(self, subscription_id: str, address: str) -> Entry:
         """Stop watching one address."""
-        try:
-            target = addresses.normalize_ethereum(address)
-        except ValueError as exc:
-            raise NotFoundError(f"'{address}' is not a watched address: {exc}") from None
 
         def without(spec: Mapping[str, Any]) -> WebhookFields:
+            try:
+                target = self._reader(spec["chain"])(address)
+            except ValueError as exc:
+                raise NotFoundError(f"'{address}' is not a watched address: {exc}") from None
             if target not in spec["addresses"]:
                 raise NotFoundError(f"'{address}' is not watched by '{subscription_id}'")
             kept = [a for a in spec["addresses"] if a != target]
             return parse_model(WebhookFields, {**spec, "addresses": kept})
 
         return await self._update(subscription_id, without)
+
+    def _reader(self, chain_name: str) -> Callable[[str], str]:
+        """How addresses of ``chain_name`` are validated and written (Ethereum if unknown)."""
+        chain = self._context.chains.get(chain_name)
+        return address_reader(chain) if chain is not None else addresses.normalize_ethereum
 
     async def delete(self, subscription_id: str) -> None:
         async with self._lock:

@@ -15,7 +15,7 @@ disable and an operator's enable or disable all act on one status.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +36,7 @@ from watcher.api.delivery_fields import (
     spec_settings,
 )
 from watcher.api.errors import FieldError, InvalidError
-from watcher.chain_config import ChainConfig
+from watcher.chain_config import BitcoinChainConfig, ChainConfig, address_reader
 from watcher.conditions import OPERATORS, AllOf, AnyOf, Condition, ConditionError, parse_conditions
 from watcher.config import DeliveryConfig, format_loc
 from watcher.models import Direction, EventType, JSONObject, Kind, Subscription
@@ -46,11 +46,15 @@ from watcher.signing import parse_secret
 from watcher.store import SubscriptionState
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+# Any chain's address form (0x hex, Base58, Bech32, CashAddr with its prefix); the chain's own
+# rules are applied by normalise(). Token contracts are always Ethereum addresses.
+ADDRESS_PATTERN = r"^[0-9A-Za-z:]{14,120}$"
+TOKEN_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 MAX_OVERLAP_S = 30 * 86400.0
 DEFAULT_EVENTS: list[EventType] = [e for e in EventType if e is not EventType.BLOCK_MINED]
 
 Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=[f"0x{'ab' * 20}"])]
+TokenAddress = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=[f"0x{'cd' * 20}"])]
 Operator = Literal[OPERATORS]  # type: ignore[valid-type]
 
 
@@ -80,7 +84,7 @@ class _Target(_Model):
         default_factory=lambda: list(DEFAULT_EVENTS)
     )
     addresses: list[Address] = Field(default_factory=list)
-    tokens: list[Address] = Field(default_factory=list)
+    tokens: list[TokenAddress] = Field(default_factory=list)
     kinds: Annotated[list[Kind], Field(min_length=1)] = Field(default_factory=lambda: list(Kind))
     direction: Literal["in", "out", "any"] = "any"
     conditions: list[ConditionItem] | None = None
@@ -201,11 +205,19 @@ def normalise(fields: WebhookFields, ctx: Context) -> dict[str, Any]:
     Raises InvalidError with every problem found.
     """
     errors: list[FieldError] = []
-    if fields.chain not in ctx.chains:
+    chain = ctx.chains.get(fields.chain)
+    if chain is None:
         known = ", ".join(sorted(ctx.chains)) or "none"
         errors.append(FieldError("chain", f"no chain named '{fields.chain}' (known: {known})"))
-    watched = _addresses(fields.addresses, "addresses", errors)
-    tokens = _addresses(fields.tokens, "tokens", errors)
+    read = address_reader(chain) if chain is not None else addresses.normalize_ethereum
+    watched = _addresses(fields.addresses, "addresses", errors, read)
+    tokens = _addresses(fields.tokens, "tokens", errors, addresses.normalize_ethereum)
+    if isinstance(chain, BitcoinChainConfig):
+        # Bitcoin-family chains move one thing, the coin itself (as in the config file).
+        if tokens:
+            errors.append(FieldError("tokens", "Bitcoin-family chains have no tokens"))
+        if Kind.NATIVE not in fields.kinds:
+            errors.append(FieldError("kinds", "Bitcoin-family chains only have native payments"))
     events = list(dict.fromkeys(fields.events))
     if set(events) != {EventType.BLOCK_MINED} and not watched and not tokens:
         errors.append(
@@ -397,20 +409,24 @@ def callback_url_problem(
     return None
 
 
-def normalise_addresses(texts: Iterable[str], name: str = "addresses") -> list[str]:
-    """Lower-case addresses; InvalidError naming each bad one."""
+def normalise_addresses(
+    texts: Iterable[str], read: Callable[[str], str], name: str = "addresses"
+) -> list[str]:
+    """Addresses in the canonical form ``read`` gives; InvalidError naming each bad one."""
     errors: list[FieldError] = []
-    out = _addresses(texts, name, errors)
+    out = _addresses(texts, name, errors, read)
     if errors:
         raise InvalidError("the request body is invalid", errors)
     return out
 
 
-def _addresses(texts: Iterable[str], name: str, errors: list[FieldError]) -> list[str]:
+def _addresses(
+    texts: Iterable[str], name: str, errors: list[FieldError], read: Callable[[str], str]
+) -> list[str]:
     out: dict[str, None] = {}
     for i, text in enumerate(texts):
         try:
-            out[addresses.normalize_ethereum(text)] = None
+            out[read(text)] = None
         except ValueError as exc:
             errors.append(FieldError(f"{name}[{i}]", f"'{text}' {exc}"))
     return list(out)
