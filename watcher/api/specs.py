@@ -49,12 +49,12 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # Any chain's address form (0x hex, Base58, Bech32, CashAddr with its prefix); the chain's own
 # rules are applied by normalise(). Token contracts are always Ethereum addresses.
 ADDRESS_PATTERN = r"^[0-9A-Za-z:]{14,120}$"
-TOKEN_PATTERN = r"^0x[0-9a-fA-F]{40}$"
+CONTRACT_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 MAX_OVERLAP_S = 30 * 86400.0
 DEFAULT_EVENTS: list[EventType] = [e for e in EventType if e is not EventType.BLOCK_MINED]
 
 Address = Annotated[str, Field(pattern=ADDRESS_PATTERN, examples=[f"0x{'ab' * 20}"])]
-TokenAddress = Annotated[str, Field(pattern=TOKEN_PATTERN, examples=[f"0x{'cd' * 20}"])]
+TokenAddress = Annotated[str, Field(pattern=CONTRACT_PATTERN, examples=[f"0x{'cd' * 20}"])]
 Operator = Literal[OPERATORS]  # type: ignore[valid-type]
 
 
