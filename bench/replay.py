@@ -24,7 +24,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from watcher.devchain import free_port
+from watcher.devchain import free_port, stop_process
 
 CHAIN_ID = 31337
 STARTUP_TIMEOUT_S = 60.0
@@ -189,14 +189,7 @@ class ReplayServer:
     async def stop(self) -> None:
         """Stop the child process (SIGTERM, then SIGKILL after 5 s)."""
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), timeout=5)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop_process(process)
 
 
 def main(argv: list[str]) -> None:

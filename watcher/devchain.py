@@ -52,6 +52,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def stop_process(process: asyncio.subprocess.Process | None, timeout_s: float = 5.0) -> None:
+    """SIGTERM ``process`` and wait for it; SIGKILL it if it is not gone within ``timeout_s``."""
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout=timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 class Anvil:
     """One anvil process on loopback with its own state folder."""
 
@@ -139,14 +151,8 @@ class Anvil:
 
     async def stop(self) -> None:
         """Stop the process and remove its state folder."""
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), timeout=5)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-        self._process = None
+        process, self._process = self._process, None
+        await stop_process(process)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -23,7 +23,7 @@ from typing import Any, Self
 import aiohttp
 
 from watcher.chains.bitcoin_rpc import BitcoinRpc, CookieAuth, PasswordAuth, RpcAuth
-from watcher.devchain import DevChainError, free_port
+from watcher.devchain import DevChainError, free_port, stop_process
 from watcher.errors import NodeError
 
 STARTUP_TIMEOUT_S = 20.0
@@ -157,14 +157,8 @@ class RegtestNode:
             self.datadir = None
 
     async def _terminate(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            try:
-                await asyncio.wait_for(self._process.wait(), timeout=STOP_TIMEOUT_S)
-            except TimeoutError:
-                self._process.kill()
-                await self._process.wait()
-        self._process = None
+        process, self._process = self._process, None
+        await stop_process(process, STOP_TIMEOUT_S)
 
     async def new_address(self) -> str:
         """A fresh address of the node's wallet."""
