@@ -36,6 +36,8 @@ from watcher.store import Store, TrackerState
 log = structlog.get_logger()
 
 BATCHES_IN_FLIGHT = 2
+# Processed blocks that may wait for the store before processing pauses (see _catch_up).
+MAX_QUEUED_BLOCKS = 500
 NODE_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 # Reorgs handled in one poll before yielding (each one is followed by a fresh catch-up).
 MAX_REWINDS_PER_POLL = 4
@@ -239,17 +241,22 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
     ) -> tuple[int, str | None]:
         """Record blocks first..head; also returns the node's parent hash where it diverged.
 
-        Each batch is committed in its own transaction, strictly in order; the next batch is
-        processed while the previous one is being written (SQLite works outside the GIL), so
-        the write costs no time on the event loop. If anything fails, the caller rebuilds the
-        tracker from the store, which then holds exactly the batches that were committed.
+        Blocks are committed strictly in order, each transaction on the cursor of the last.
+        Processing does not wait for the store: while one transaction is being written (SQLite
+        works outside the GIL), the batches processed meanwhile queue up and go together in
+        the next one (a group commit), so a slow disk makes transactions larger rather than
+        the catch-up slower; at most ``MAX_QUEUED_BLOCKS`` wait before processing pauses. If
+        anything fails, the caller rebuilds the tracker from the store, which then holds
+        exactly the blocks that were committed.
         """
         recorded = 0
         diverged: str | None = None
         generation = self._generation
         batches = _ranges(first, head, self._batch_size)
         in_flight: deque[asyncio.Task[Sequence[BlockT | None]]] = deque()
-        tip = self._cursor  # the last block processed, committed or being committed
+        tip = self._cursor  # the last block processed, committed or queued for it
+        queued: list[BlockOutcome] = []
+        queued_txs = 0
         writing: asyncio.Task[None] | None = None
 
         async def commit(outcomes: list[BlockOutcome], transactions: int) -> None:
@@ -259,6 +266,18 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
             self._metrics.batch(outcomes, transactions)
             if created:
                 self._on_deliveries()
+
+        async def hand_over(wait: bool) -> None:
+            """Start writing the queued blocks once the previous write is done."""
+            nonlocal writing, queued, queued_txs
+            if writing is not None and (wait or writing.done()):
+                task, writing = writing, None
+                await task  # its error, if any, ends the catch-up
+            if writing is None and queued:
+                writing = asyncio.create_task(
+                    commit(queued, queued_txs), name=f"commit:{self.chain}"
+                )
+                queued, queued_txs = [], 0
 
         def fetch_next() -> None:
             numbers = next(batches, None)
@@ -277,21 +296,16 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
                 fetch_next()
                 facts = await self._lookup(tracker.facts_needed([b for b in blocks if b]))
                 outcomes, stop, diverged = self._process(tracker, blocks, facts, tip)
-                if writing is not None:
-                    await writing  # batches commit in order, each on the cursor of the last
-                    writing = None
                 if outcomes:
                     tip = outcomes[-1].block
                     recorded += len(outcomes)
-                    count = _transaction_count(blocks, len(outcomes))
-                    writing = asyncio.create_task(
-                        commit(outcomes, count), name=f"commit:{self.chain}"
-                    )
+                    queued += outcomes
+                    queued_txs += _transaction_count(blocks, len(outcomes))
+                await hand_over(wait=len(queued) >= MAX_QUEUED_BLOCKS)
                 if stop:
                     break
-            if writing is not None:
-                await writing
-                writing = None
+            while writing is not None or queued:
+                await hand_over(wait=True)
         finally:
             for task in in_flight:
                 task.cancel()

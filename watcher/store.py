@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import aiosqlite
 import orjson
@@ -329,6 +330,42 @@ class Store(Protocol):
     async def prune_attempts(self, before: float, batch: int) -> int: ...
 
 
+T = TypeVar("T")
+
+
+class _Connection(aiosqlite.Connection):
+    """An aiosqlite connection that can also run a whole function on its thread, in one trip.
+
+    aiosqlite queues each call (every statement, BEGIN and COMMIT too) to the connection's
+    thread and resumes the caller when the event loop hears back, so a transaction of ten
+    statements takes ten trips, each of which waits for the loop to be free; behind a busy
+    loop (a batch of blocks being parsed) that waiting was most of a commit's time.
+    :meth:`run` queues the whole transaction as one call, which then runs while the loop
+    does other work (SQLite releases the GIL while it works).
+    """
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(connection)`` on the connection's thread."""
+        execute: Callable[..., Awaitable[Any]] = self._execute
+        return cast(T, await execute(work, self._conn))
+
+
+def _in_transaction(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+    """``work`` wrapped in a write transaction, rolled back on any error."""
+
+    def transaction(db: sqlite3.Connection) -> T:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    return transaction
+
+
 class SQLiteStore:
     """:class:`Store` on one SQLite file in WAL mode, through aiosqlite.
 
@@ -336,9 +373,7 @@ class SQLiteStore:
     each multi-statement transaction from interleaving with another coroutine's statements.
     """
 
-    def __init__(
-        self, conn: aiosqlite.Connection, path: Path, planner: Planner = native_planner
-    ) -> None:
+    def __init__(self, conn: _Connection, path: Path, planner: Planner = native_planner) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self._planner = planner
@@ -356,7 +391,10 @@ class SQLiteStore:
             # It holds the signing secrets of API-created subscriptions: owner only. SQLite
             # gives its -wal and -shm files the database file's mode.
             await asyncio.to_thread(path.touch, mode=0o600, exist_ok=True)
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn = _Connection(
+                lambda: sqlite3.connect(path, isolation_level=None), iter_chunk_size=64
+            )
+            await conn
         except (OSError, aiosqlite.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         store = cls(conn, path, planner)
@@ -469,55 +507,27 @@ class SQLiteStore:
             return 0
         now = time.time()
         head = outcomes[-1].block
-        async with self._chain_transaction(chain, expected):
-            conn = self._conn
-            await conn.executemany(
-                "INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash) "
-                "VALUES (?, ?, ?, ?)",
-                [(chain, o.block.number, o.block.hash, o.parent_hash) for o in outcomes],
-            )
-            created = await self._insert_events(chain, [e for o in outcomes for e in o.events], now)
-            await conn.executemany(
-                "INSERT OR REPLACE INTO activities (chain, subscription_id, mined_event_id, "
-                "tx_hash, block_number, block_hash, confirm_at, confirmed_event_id, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        chain,
-                        a.subscription_id,
-                        a.mined_event_id,
-                        a.tx_hash,
-                        a.block_number,
-                        a.block_hash,
-                        a.confirm_at,
-                        a.confirmed_event_id,
-                        orjson.dumps(a.data),
-                    )
-                    for o in outcomes
-                    for a in o.activities
-                ],
-            )
-            await conn.executemany(
-                "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
-                [(chain, h) for o in outcomes for h in o.pool_removed],
-            )
-            await self._record_outputs(chain, outcomes)
-            await self._set_cursor(chain, head, now)
-            horizon = head.number - REORG_WINDOW
-            await conn.execute(
-                "DELETE FROM blocks WHERE chain = ? AND number < ?", (chain, horizon)
-            )
-            await conn.execute(
-                "DELETE FROM activities WHERE chain = ? AND block_number < ? "
-                "AND (confirm_at IS NULL OR confirmed_event_id IS NOT NULL)",
-                (chain, horizon),
-            )
-            await conn.execute(
-                "DELETE FROM outputs WHERE chain = ? AND spent_block < ?", (chain, horizon)
-            )
-        return created
-
-    async def _record_outputs(self, chain: str, outcomes: Sequence[BlockOutcome]) -> None:
+        horizon = head.number - REORG_WINDOW
+        blocks = _pack([(o.block.number, o.block.hash, o.parent_hash) for o in outcomes])
+        events = self._event_rows(chain, [e for o in outcomes for e in o.events], now)
+        activities = _pack(
+            [
+                (
+                    a.subscription_id,
+                    a.mined_event_id,
+                    a.tx_hash,
+                    a.block_number,
+                    a.block_hash,
+                    a.confirm_at,
+                    a.confirmed_event_id,
+                    orjson.dumps(a.data),
+                )
+                for o in outcomes
+                for a in o.activities
+            ],
+            blob=7,
+        )
+        removed = [(chain, h) for o in outcomes for h in o.pool_removed]
         created = [
             (chain, o.txid, o.n, o.address, str(o.value_sat), o.block_number)
             for outcome in outcomes
@@ -528,110 +538,94 @@ class SQLiteStore:
             for outcome in outcomes
             for txid, n in outcome.outputs_spent
         ]
-        if created:
-            await self._conn.executemany(
+
+        def write(db: sqlite3.Connection) -> int:
+            _check_cursor(db, chain, expected)
+            db.execute(_INSERT_BLOCKS, {"chain": chain, **blocks.params})
+            deliveries = _insert_events(db, events)
+            db.execute(_INSERT_ACTIVITIES, {"chain": chain, **activities.params})
+            db.executemany("DELETE FROM mempool WHERE chain = ? AND tx_hash = ?", removed)
+            db.executemany(
                 "INSERT OR REPLACE INTO outputs (chain, txid, n, address, value, block_number) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 created,
             )
-        if spent:
-            await self._conn.executemany(
+            db.executemany(
                 "UPDATE outputs SET spent_block = ? WHERE chain = ? AND txid = ? AND n = ?", spent
             )
+            _set_cursor(db, chain, head, now)
+            db.execute("DELETE FROM blocks WHERE chain = ? AND number < ?", (chain, horizon))
+            db.execute(
+                "DELETE FROM activities WHERE chain = ? AND block_number < ? "
+                "AND (confirm_at IS NULL OR confirmed_event_id IS NOT NULL)",
+                (chain, horizon),
+            )
+            db.execute("DELETE FROM outputs WHERE chain = ? AND spent_block < ?", (chain, horizon))
+            return deliveries
+
+        return await self._write(write)
 
     async def rewind(self, chain: str, expected: BlockRef, outcome: RewindOutcome) -> int:
         """Move the cursor back to the reorg's common ancestor and record ``tx.reorged``."""
         now = time.time()
         ancestor = outcome.ancestor
-        async with self._chain_transaction(chain, expected):
-            created = await self._insert_events(chain, outcome.events, now)
-            await self._conn.execute(
-                "DELETE FROM activities WHERE chain = ? AND block_number > ?",
-                (chain, ancestor.number),
+        events = self._event_rows(chain, outcome.events, now)
+        pending = [_pending_row(chain, p) for p in outcome.pool_upserted]
+
+        def write(db: sqlite3.Connection) -> int:
+            _check_cursor(db, chain, expected)
+            created = _insert_events(db, events)
+            above = (chain, ancestor.number)
+            db.execute("DELETE FROM activities WHERE chain = ? AND block_number > ?", above)
+            db.execute("DELETE FROM blocks WHERE chain = ? AND number > ?", above)
+            db.execute("DELETE FROM outputs WHERE chain = ? AND block_number > ?", above)
+            db.execute(
+                "UPDATE outputs SET spent_block = NULL WHERE chain = ? AND spent_block > ?", above
             )
-            await self._conn.execute(
-                "DELETE FROM blocks WHERE chain = ? AND number > ?", (chain, ancestor.number)
-            )
-            await self._conn.execute(
-                "DELETE FROM outputs WHERE chain = ? AND block_number > ?",
-                (chain, ancestor.number),
-            )
-            await self._conn.execute(
-                "UPDATE outputs SET spent_block = NULL WHERE chain = ? AND spent_block > ?",
-                (chain, ancestor.number),
-            )
-            await self._upsert_pending(chain, outcome.pool_upserted)
-            await self._set_cursor(chain, ancestor, now)
-        return created
+            _upsert_pending(db, pending)
+            _set_cursor(db, chain, ancestor, now)
+            return created
+
+        return await self._write(write)
 
     async def record_pool(self, chain: str, outcome: PoolOutcome) -> int:
         """Write what a look at the mempool produced; the cursor does not move."""
         now = time.time()
-        async with self._transaction():
-            created = await self._insert_events(chain, outcome.events, now)
-            await self._upsert_pending(chain, outcome.upserted)
-            await self._conn.executemany(
-                "DELETE FROM mempool WHERE chain = ? AND tx_hash = ?",
-                [(chain, h) for h in outcome.removed],
-            )
-        return created
+        events = self._event_rows(chain, outcome.events, now)
+        pending = [_pending_row(chain, p) for p in outcome.upserted]
+        removed = [(chain, h) for h in outcome.removed]
 
-    async def _upsert_pending(self, chain: str, pending: Sequence[PendingTx]) -> None:
-        await self._conn.executemany(
-            "INSERT OR REPLACE INTO mempool (chain, tx_hash, conflicts, data, first_seen, "
-            "gone_since, matches) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [_pending_row(chain, p) for p in pending],
-        )
+        def write(db: sqlite3.Connection) -> int:
+            created = _insert_events(db, events)
+            _upsert_pending(db, pending)
+            db.executemany("DELETE FROM mempool WHERE chain = ? AND tx_hash = ?", removed)
+            return created
 
-    @asynccontextmanager
-    async def _chain_transaction(
-        self, chain: str, expected: BlockRef | None
-    ) -> AsyncIterator[None]:
-        """A write transaction that first checks the chain's cursor is still ``expected``."""
-        async with self._transaction():
-            row = await self._fetchone(
-                "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
-            )
-            stored = BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
-            if stored != expected:
-                raise CursorConflictError(
-                    f"{chain}: cursor is {stored}, expected {expected}; another writer?"
-                )
-            yield
+        return await self._write(write)
 
-    async def _insert_events(self, chain: str, events: Sequence[Event], now: float) -> int:
-        conn = self._conn
-        await conn.executemany(
-            "INSERT OR IGNORE INTO events "
-            "(id, chain, type, tx_hash, block_number, block_hash, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (e.id, chain, e.type.value, e.tx_hash, e.block_number, e.block_hash, e.created_at)
-                for e in events
-            ],
+    def _event_rows(self, chain: str, events: Sequence[Event], now: float) -> _EventRows:
+        """The rows ``events`` add: the events, and each one's delivery with its planned body."""
+        return _EventRows(
+            chain,
+            now,
+            _pack(
+                [
+                    (e.id, e.type.value, e.tx_hash, e.block_number, e.block_hash, e.created_at)
+                    for e in events
+                ]
+            ),
+            _pack([(e.id, e.subscription_id, *self._planned(e)) for e in events], blob=2),
         )
-        before = conn.total_changes
-        await conn.executemany(
-            "INSERT OR IGNORE INTO deliveries "
-            "(event_id, subscription_id, body, next_attempt_at, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(e.id, e.subscription_id, *self._planned(e), now) for e in events],
-        )
-        return conn.total_changes - before
 
     def _planned(self, event: Event) -> tuple[bytes, float]:
         """The body a subscriber receives and when it becomes due."""
         planned = self._planner(event)
         return planned.body, planned.due_at
 
-    async def _set_cursor(self, chain: str, head: BlockRef, now: float) -> None:
-        await self._conn.execute(
-            "INSERT INTO chains (name, cursor_number, cursor_hash, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "cursor_number = excluded.cursor_number, cursor_hash = excluded.cursor_hash, "
-            "updated_at = excluded.updated_at",
-            (chain, head.number, head.hash, now),
-        )
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one write transaction, run on the connection's thread in one trip."""
+        async with self._lock:
+            return await self._conn.run(_in_transaction(work))
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -785,38 +779,40 @@ class SQLiteStore:
             if a.decision.disable_subscription is not None
         ]
         deltas = _health_deltas(attempts)
-        conn = self._conn
-        failing: list[SubscriptionHealth] = []
-        async with self._transaction():
-            await conn.executemany(
+
+        def write(db: sqlite3.Connection) -> list[SubscriptionHealth]:
+            db.executemany(
                 "INSERT INTO attempts (delivery_id, request_id, started_at, duration_ms, "
                 "status_code, error_class, error, response_body, response_headers) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 log_rows,
             )
-            await conn.executemany(
+            db.executemany(
                 "UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = NULL, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
                 "last_error = ?, last_attempt_at = ?, completed_at = ? WHERE id = ?",
                 delivery_rows,
             )
-            await conn.executemany(
+            db.executemany(
                 "INSERT OR IGNORE INTO subscriptions (id, updated_at) VALUES (?, ?)",
                 [(sub, now) for sub in deltas],
             )
-            if disables:
-                await conn.executemany(
-                    "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
-                    "disabled_at = ?, updated_at = ? WHERE id = ? AND status = 'active'",
-                    disables,
-                )
+            db.executemany(
+                "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
+                "disabled_at = ?, updated_at = ? WHERE id = ? AND status = 'active'",
+                disables,
+            )
+            failing: list[SubscriptionHealth] = []
             for sub, delta in deltas.items():
-                row = await self._fetchone(
+                # fetchall: an UPDATE ... RETURNING is only complete once its rows are read
+                rows = db.execute(
                     _UPDATE_HEALTH, {**delta.params(), "sub": sub, "now": now}
-                )
-                if delta.errors and row is not None:
-                    failing.append(_health(row))
-        return failing
+                ).fetchall()
+                if delta.errors and rows:
+                    failing.append(_health(rows[0]))
+            return failing
+
+        return await self._write(write)
 
     async def release_leases(self) -> int:
         """Forget every lease; called at start-up, when no delivery can be in flight."""
@@ -1059,6 +1055,37 @@ class SQLiteStore:
         return list(await self._conn.execute_fetchall(sql, params))
 
 
+def _packed_columns(count: int, blob: int | None = None) -> str:
+    """The SELECT list that reads ``count`` columns of a :class:`_Packed` row."""
+    return ", ".join(
+        f"substr(:blobs, json_extract(value, '$[{i}][0]'), json_extract(value, '$[{i}][1]'))"
+        if i == blob
+        else f"json_extract(value, '$[{i}]')"
+        for i in range(count)
+    )
+
+
+_INSERT_BLOCKS = f"""
+INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash)
+SELECT :chain, {_packed_columns(3)} FROM json_each(:rows)
+"""  # noqa: S608 (no input in the text: the parameters carry it)
+
+_INSERT_ACTIVITIES = f"""
+INSERT OR REPLACE INTO activities (chain, subscription_id, mined_event_id, tx_hash,
+    block_number, block_hash, confirm_at, confirmed_event_id, data)
+SELECT :chain, {_packed_columns(8, blob=7)} FROM json_each(:rows)
+"""  # noqa: S608
+
+_INSERT_EVENTS = f"""
+INSERT OR IGNORE INTO events (chain, id, type, tx_hash, block_number, block_hash, created_at)
+SELECT :chain, {_packed_columns(6)} FROM json_each(:rows)
+"""  # noqa: S608
+
+_INSERT_DELIVERIES = f"""
+INSERT OR IGNORE INTO deliveries (created_at, event_id, subscription_id, body, next_attempt_at)
+SELECT :now, {_packed_columns(4, blob=2)} FROM json_each(:rows)
+"""  # noqa: S608
+
 _CLAIM = """
 UPDATE deliveries SET lease_until = :lease WHERE id IN (
     WITH want AS (
@@ -1226,6 +1253,87 @@ def _spec_json(spec: JSONObject) -> bytes:
     # The standard library's json, not orjson: a condition may hold an integer beyond 64
     # bits (an amount in wei), which orjson neither writes nor reads back exactly.
     return json.dumps(spec, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _EventRows:
+    """Rows for the ``events`` and ``deliveries`` tables, built before a write transaction."""
+
+    chain: str
+    now: float
+    events: _Packed
+    deliveries: _Packed
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """Rows for one ``INSERT ... SELECT ... FROM json_each(:rows)``: the whole table in one step.
+
+    ``executemany`` steps SQLite once per row, and each step gives the GIL back and then
+    waits for it again, which behind a busy event loop costs far more than the insert. One
+    statement over a JSON array of rows steps once. JSON has no bytes: each row's blob column
+    is ``[start, length]`` in ``blobs``, all of them concatenated (``substr`` counts from 1).
+    """
+
+    rows: bytes
+    blobs: bytes
+
+    @property
+    def params(self) -> dict[str, bytes]:
+        return {"rows": self.rows, "blobs": self.blobs}
+
+
+def _pack(rows: Sequence[tuple[Any, ...]], blob: int | None = None) -> _Packed:
+    """``rows`` as a :class:`_Packed`; column ``blob`` (bytes) goes to the blobs."""
+    if blob is None:
+        return _Packed(orjson.dumps(rows), b"")
+    blobs: list[bytes] = []
+    start = 1
+    packed: list[tuple[Any, ...]] = []
+    for row in rows:
+        data: bytes = row[blob]
+        blobs.append(data)
+        packed.append((*row[:blob], (start, len(data)), *row[blob + 1 :]))
+        start += len(data)
+    return _Packed(orjson.dumps(packed), b"".join(blobs))
+
+
+def _check_cursor(db: sqlite3.Connection, chain: str, expected: BlockRef | None) -> None:
+    """Raise CursorConflictError unless ``chain``'s stored cursor is ``expected``."""
+    row = db.execute(
+        "SELECT cursor_number, cursor_hash FROM chains WHERE name = ?", (chain,)
+    ).fetchone()
+    stored = BlockRef(int(row[0]), str(row[1])) if row and row[0] is not None else None
+    if stored != expected:
+        raise CursorConflictError(
+            f"{chain}: cursor is {stored}, expected {expected}; another writer?"
+        )
+
+
+def _insert_events(db: sqlite3.Connection, rows: _EventRows) -> int:
+    """Insert events and their deliveries (re-inserts are no-ops); returns deliveries created."""
+    db.execute(_INSERT_EVENTS, {"chain": rows.chain, **rows.events.params})
+    before = db.total_changes
+    db.execute(_INSERT_DELIVERIES, {"now": rows.now, **rows.deliveries.params})
+    return db.total_changes - before
+
+
+def _upsert_pending(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    db.executemany(
+        "INSERT OR REPLACE INTO mempool (chain, tx_hash, conflicts, data, first_seen, "
+        "gone_since, matches) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _set_cursor(db: sqlite3.Connection, chain: str, head: BlockRef, now: float) -> None:
+    db.execute(
+        "INSERT INTO chains (name, cursor_number, cursor_hash, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "cursor_number = excluded.cursor_number, cursor_hash = excluded.cursor_hash, "
+        "updated_at = excluded.updated_at",
+        (chain, head.number, head.hash, now),
+    )
 
 
 def _pending_row(chain: str, p: PendingTx) -> tuple[Any, ...]:
