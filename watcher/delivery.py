@@ -28,7 +28,13 @@ from watcher.attempts import AttemptResult, Sender, post_webhook
 from watcher.config import DeliveryConfig
 from watcher.metrics import Metrics
 from watcher.models import DeliveryJob, Subscription
-from watcher.policy import DeliveryStatus, ErrorClass, auto_disable_reason, decide
+from watcher.policy import (
+    DeliveryStatus,
+    ErrorClass,
+    SubscriptionHealth,
+    auto_disable_reason,
+    decide,
+)
 from watcher.scheduling import Slots
 from watcher.store import FinishedAttempt, Store
 
@@ -98,9 +104,7 @@ class DeliveryWorker:
                 self._wakeup.clear()
                 if stop.is_set():
                     break
-                # Start new requests first: what just finished stays leased until recorded.
                 saturated = await self._claim_and_start()
-                await self._record_finished()
                 timeout = await self._idle_timeout(query_store=not saturated)
                 try:
                     async with asyncio.timeout(timeout):
@@ -120,8 +124,8 @@ class DeliveryWorker:
             await self._claim_and_start()
             if self._in_flight:
                 await asyncio.wait(set(self._in_flight))
-            await self._record_finished()
             if self._started == before:
+                await self._record_finished()
                 return total
             total += self._started - before
 
@@ -130,17 +134,22 @@ class DeliveryWorker:
         self._wakeup.set()
 
     async def _claim_and_start(self) -> bool:
-        """Claim and start what the caps allow; True if every quota was used up."""
+        """Record what finished, claim and start what the caps allow (one store trip).
+
+        Returns True if every quota was used up.
+        """
         if self._unsynced:
             ids = sorted(self._unsynced)
             await self._store.sync_subscriptions(ids, self._clock())
             self._unsynced.difference_update(ids)
+        batch, self._finished = self._finished, []
         now = self._clock()
         quotas = self._slots.quotas(now)
-        if not quotas:
-            return True
         wanted = min(self._slots.free, sum(q.limit for q in quotas.values()))
-        jobs = await self._store.claim_due(now, quotas, self._slots.free, self._lease_s)
+        failing, jobs = await self._store.record_and_claim(
+            batch, now, quotas, self._slots.free, self._lease_s
+        )
+        await self._recorded(batch, failing, now)
         refused: list[int] = []
         for job in jobs:
             sub = self._subs.get(job.subscription_id)
@@ -154,7 +163,7 @@ class DeliveryWorker:
             self._started += 1
             task.add_done_callback(self._attempt_done)
         await self._store.release(refused)
-        return len(jobs) >= wanted
+        return not quotas or len(jobs) >= wanted
 
     async def _idle_timeout(self, *, query_store: bool) -> float:
         """Seconds until something may become due: a retry, a rate-limit token, a poll.
@@ -226,7 +235,12 @@ class DeliveryWorker:
             return
         batch, self._finished = self._finished, []
         now = self._clock()
-        failing = await self._store.record_attempts(batch, now)
+        await self._recorded(batch, await self._store.record_attempts(batch, now), now)
+
+    async def _recorded(
+        self, batch: list[FinishedAttempt], failing: list[SubscriptionHealth], now: float
+    ) -> None:
+        """Act on recorded attempts: wake ordered subscriptions, apply auto-disable."""
         for attempt in batch:
             sub = self._subs.get(attempt.subscription_id)
             if sub is not None and sub.delivery.ordered:

@@ -321,6 +321,15 @@ class Store(Protocol):
         self, attempts: Sequence[FinishedAttempt], now: float
     ) -> list[SubscriptionHealth]: ...
 
+    async def record_and_claim(
+        self,
+        attempts: Sequence[FinishedAttempt],
+        now: float,
+        quotas: Mapping[str, Quota],
+        limit: int,
+        lease_s: float,
+    ) -> tuple[list[SubscriptionHealth], list[DeliveryJob]]: ...
+
     async def set_subscription_status(
         self, subscription_id: str, status: str, reason: str | None, now: float
     ) -> bool: ...
@@ -525,7 +534,7 @@ class SQLiteStore:
                 for o in outcomes
                 for a in o.activities
             ],
-            blob=7,
+            blobs=(7,),
         )
         removed = [(chain, h) for o in outcomes for h in o.pool_removed]
         created = [
@@ -614,7 +623,7 @@ class SQLiteStore:
                     for e in events
                 ]
             ),
-            _pack([(e.id, e.subscription_id, *self._planned(e)) for e in events], blob=2),
+            _pack([(e.id, e.subscription_id, *self._planned(e)) for e in events], blobs=(2,)),
         )
 
     def _planned(self, event: Event) -> tuple[bytes, float]:
@@ -693,23 +702,39 @@ class SQLiteStore:
         deliveries to the others. For an ordered subscription only its oldest pending
         delivery is eligible, and only while it is not leased.
         """
-        if not quotas or limit <= 0:
+        params = _claim_params(now, quotas, limit, lease_s)
+        if params is None:
             return []
-        params = {
-            "want": orjson.dumps([[sub, q.limit, int(q.ordered)] for sub, q in quotas.items()]),
-            "now": now,
-            "per_sub": max(q.limit for q in quotas.values()),
-            "limit": limit,
-            "lease": now + lease_s,
-        }
         async with self._lock:
             rows = await self._fetchall(_CLAIM, params)
-        jobs = [
-            DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4]), float(r[5]))
-            for r in rows
-        ]
-        jobs.sort(key=lambda j: j.id)
-        return jobs
+        return _jobs(rows)
+
+    async def record_and_claim(
+        self,
+        attempts: Sequence[FinishedAttempt],
+        now: float,
+        quotas: Mapping[str, Quota],
+        limit: int,
+        lease_s: float,
+    ) -> tuple[list[SubscriptionHealth], list[DeliveryJob]]:
+        """:meth:`record_attempts`, then :meth:`claim_due`, in one transaction and one trip.
+
+        The delivery worker's cycle: a round trip to the store's thread waits for the event
+        loop, which is busy with requests, so one trip instead of two keeps the slots full.
+        Recording first lets an ordered subscription's next delivery go in the same cycle.
+        """
+        record = self._attempts_writer(attempts, now) if attempts else None
+        params = _claim_params(now, quotas, limit, lease_s)
+        if record is None and params is None:
+            return [], []
+
+        def write(db: sqlite3.Connection) -> tuple[list[SubscriptionHealth], list[Any]]:
+            failing = record(db) if record is not None else []
+            rows = db.execute(_CLAIM, params).fetchall() if params is not None else []
+            return failing, rows
+
+        failing, rows = await self._write(write)
+        return failing, _jobs(rows)
 
     async def next_due(self, now: float, subscription_ids: Sequence[str]) -> float | None:
         """When the next not-yet-due delivery of these (active) subscriptions becomes due."""
@@ -747,32 +772,43 @@ class SQLiteStore:
         """
         if not attempts:
             return []
-        log_rows = [
-            (
-                a.delivery_id,
-                a.request_id,
-                a.started_at,
-                a.duration_ms,
-                a.status_code,
-                a.error_class,
-                a.error,
-                a.response_body,
-                orjson.dumps(dict(a.response_headers)),
-            )
-            for a in attempts
-        ]
-        delivery_rows = [
-            (
-                a.decision.status.value,
-                a.decision.next_attempt_at,
-                a.status_code,
-                a.summary,
-                a.started_at,
-                None if a.decision.status is DeliveryStatus.PENDING else now,
-                a.delivery_id,
-            )
-            for a in attempts
-        ]
+        return await self._write(self._attempts_writer(attempts, now))
+
+    def _attempts_writer(
+        self, attempts: Sequence[FinishedAttempt], now: float
+    ) -> Callable[[sqlite3.Connection], list[SubscriptionHealth]]:
+        """The write that logs ``attempts`` and applies them (rows built now, outside it)."""
+        log_rows = _pack(
+            [
+                (
+                    a.delivery_id,
+                    a.request_id,
+                    a.started_at,
+                    a.duration_ms,
+                    a.status_code,
+                    a.error_class,
+                    a.error,
+                    a.response_body,
+                    orjson.dumps(dict(a.response_headers)),
+                )
+                for a in attempts
+            ],
+            blobs=(7, 8),
+        )
+        delivery_rows = _pack(
+            [
+                (
+                    a.delivery_id,
+                    a.decision.status.value,
+                    a.decision.next_attempt_at,
+                    a.status_code,
+                    a.summary,
+                    a.started_at,
+                    None if a.decision.status is DeliveryStatus.PENDING else now,
+                )
+                for a in attempts
+            ]
+        )
         disables = [
             (a.decision.disable_subscription, now, now, a.subscription_id)
             for a in attempts
@@ -781,27 +817,18 @@ class SQLiteStore:
         deltas = _health_deltas(attempts)
 
         def write(db: sqlite3.Connection) -> list[SubscriptionHealth]:
-            db.executemany(
-                "INSERT INTO attempts (delivery_id, request_id, started_at, duration_ms, "
-                "status_code, error_class, error, response_body, response_headers) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                log_rows,
-            )
-            db.executemany(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, lease_until = NULL, "
-                "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
-                "last_error = ?, last_attempt_at = ?, completed_at = ? WHERE id = ?",
-                delivery_rows,
-            )
+            db.execute(_INSERT_ATTEMPTS, log_rows.params)
+            db.execute(_UPDATE_ATTEMPTED, delivery_rows.params)
             db.executemany(
                 "INSERT OR IGNORE INTO subscriptions (id, updated_at) VALUES (?, ?)",
                 [(sub, now) for sub in deltas],
             )
-            db.executemany(
-                "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
-                "disabled_at = ?, updated_at = ? WHERE id = ? AND status = 'active'",
-                disables,
-            )
+            if disables:
+                db.executemany(
+                    "UPDATE subscriptions SET status = 'disabled', disabled_reason = ?, "
+                    "disabled_at = ?, updated_at = ? WHERE id = ? AND status = 'active'",
+                    disables,
+                )
             failing: list[SubscriptionHealth] = []
             for sub, delta in deltas.items():
                 # fetchall: an UPDATE ... RETURNING is only complete once its rows are read
@@ -812,7 +839,7 @@ class SQLiteStore:
                     failing.append(_health(rows[0]))
             return failing
 
-        return await self._write(write)
+        return write
 
     async def release_leases(self) -> int:
         """Forget every lease; called at start-up, when no delivery can be in flight."""
@@ -1055,35 +1082,68 @@ class SQLiteStore:
         return list(await self._conn.execute_fetchall(sql, params))
 
 
-def _packed_columns(count: int, blob: int | None = None) -> str:
-    """The SELECT list that reads ``count`` columns of a :class:`_Packed` row."""
+def _packed_columns(names: str, blobs: tuple[int, ...] = ()) -> str:
+    """The SELECT list that reads the columns of a :class:`_Packed` row as ``names``."""
     return ", ".join(
         f"substr(:blobs, json_extract(value, '$[{i}][0]'), json_extract(value, '$[{i}][1]'))"
-        if i == blob
-        else f"json_extract(value, '$[{i}]')"
-        for i in range(count)
+        f" AS {name}"
+        if i in blobs
+        else f"json_extract(value, '$[{i}]') AS {name}"
+        for i, name in enumerate(names.split())
     )
 
 
 _INSERT_BLOCKS = f"""
 INSERT OR REPLACE INTO blocks (chain, number, hash, parent_hash)
-SELECT :chain, {_packed_columns(3)} FROM json_each(:rows)
+SELECT :chain, {_packed_columns("number hash parent_hash")} FROM json_each(:rows)
 """  # noqa: S608 (no input in the text: the parameters carry it)
 
 _INSERT_ACTIVITIES = f"""
 INSERT OR REPLACE INTO activities (chain, subscription_id, mined_event_id, tx_hash,
     block_number, block_hash, confirm_at, confirmed_event_id, data)
-SELECT :chain, {_packed_columns(8, blob=7)} FROM json_each(:rows)
+SELECT :chain, {
+    _packed_columns(
+        "subscription_id mined_event_id tx_hash block_number block_hash confirm_at "
+        "confirmed_event_id data",
+        blobs=(7,),
+    )
+} FROM json_each(:rows)
 """  # noqa: S608
 
 _INSERT_EVENTS = f"""
 INSERT OR IGNORE INTO events (chain, id, type, tx_hash, block_number, block_hash, created_at)
-SELECT :chain, {_packed_columns(6)} FROM json_each(:rows)
+SELECT :chain, {_packed_columns("id type tx_hash block_number block_hash created_at")}
+FROM json_each(:rows)
+"""  # noqa: S608
+
+_INSERT_ATTEMPTS = f"""
+INSERT INTO attempts (delivery_id, request_id, started_at, duration_ms, status_code,
+    error_class, error, response_body, response_headers)
+SELECT {
+    _packed_columns(
+        "delivery_id request_id started_at duration_ms status_code error_class error "
+        "response_body response_headers",
+        blobs=(7, 8),
+    )
+} FROM json_each(:rows)
+"""  # noqa: S608
+
+_UPDATE_ATTEMPTED = f"""
+UPDATE deliveries SET status = a.status, attempts = deliveries.attempts + 1,
+    lease_until = NULL, next_attempt_at = COALESCE(a.due, deliveries.next_attempt_at),
+    last_status = a.code, last_error = a.error, last_attempt_at = a.started_at,
+    completed_at = a.completed_at
+FROM (
+    SELECT {_packed_columns("id status due code error started_at completed_at")}
+    FROM json_each(:rows)
+) AS a
+WHERE deliveries.id = a.id
 """  # noqa: S608
 
 _INSERT_DELIVERIES = f"""
 INSERT OR IGNORE INTO deliveries (created_at, event_id, subscription_id, body, next_attempt_at)
-SELECT :now, {_packed_columns(4, blob=2)} FROM json_each(:rows)
+SELECT :now, {_packed_columns("event_id subscription_id body due", blobs=(2,))}
+FROM json_each(:rows)
 """  # noqa: S608
 
 _CLAIM = """
@@ -1255,6 +1315,31 @@ def _spec_json(spec: JSONObject) -> bytes:
     return json.dumps(spec, separators=(",", ":")).encode()
 
 
+def _claim_params(
+    now: float, quotas: Mapping[str, Quota], limit: int, lease_s: float
+) -> dict[str, Any] | None:
+    """The parameters of :data:`_CLAIM`; None when nothing may be claimed."""
+    if not quotas or limit <= 0:
+        return None
+    return {
+        "want": orjson.dumps([[sub, q.limit, int(q.ordered)] for sub, q in quotas.items()]),
+        "now": now,
+        "per_sub": max(q.limit for q in quotas.values()),
+        "limit": limit,
+        "lease": now + lease_s,
+    }
+
+
+def _jobs(rows: Sequence[Any]) -> list[DeliveryJob]:
+    """Claimed rows as jobs, oldest delivery first."""
+    jobs = [
+        DeliveryJob(int(r[0]), str(r[1]), str(r[2]), bytes(r[3]), int(r[4]), float(r[5]))
+        for r in rows
+    ]
+    jobs.sort(key=lambda j: j.id)
+    return jobs
+
+
 @dataclass(frozen=True, slots=True)
 class _EventRows:
     """Rows for the ``events`` and ``deliveries`` tables, built before a write transaction."""
@@ -1283,19 +1368,22 @@ class _Packed:
         return {"rows": self.rows, "blobs": self.blobs}
 
 
-def _pack(rows: Sequence[tuple[Any, ...]], blob: int | None = None) -> _Packed:
-    """``rows`` as a :class:`_Packed`; column ``blob`` (bytes) goes to the blobs."""
-    if blob is None:
+def _pack(rows: Sequence[tuple[Any, ...]], blobs: tuple[int, ...] = ()) -> _Packed:
+    """``rows`` as a :class:`_Packed`; the columns at ``blobs`` (bytes) go to the blobs."""
+    if not blobs:
         return _Packed(orjson.dumps(rows), b"")
-    blobs: list[bytes] = []
+    data: list[bytes] = []
     start = 1
-    packed: list[tuple[Any, ...]] = []
+    packed: list[list[Any]] = []
     for row in rows:
-        data: bytes = row[blob]
-        blobs.append(data)
-        packed.append((*row[:blob], (start, len(data)), *row[blob + 1 :]))
-        start += len(data)
-    return _Packed(orjson.dumps(packed), b"".join(blobs))
+        out = list(row)
+        for i in blobs:
+            blob: bytes = row[i]
+            data.append(blob)
+            out[i] = (start, len(blob))
+            start += len(blob)
+        packed.append(out)
+    return _Packed(orjson.dumps(packed), b"".join(data))
 
 
 def _check_cursor(db: sqlite3.Connection, chain: str, expected: BlockRef | None) -> None:
