@@ -184,3 +184,39 @@ def test_quantity_without_0x_prefix_is_malformed(raw: Any) -> None:
     """``int(x, 16)`` would read a decimal "26" as 38; a quantity must be 0x-prefixed hex."""
     with pytest.raises(NodeError):
         parse_block(raw, "dev")
+
+
+SENDER = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"
+RECIPIENT = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+
+
+@pytest.mark.parametrize(
+    ("relevant", "kept"),
+    [
+        (frozenset({SENDER}), [0]),  # sender, written upper-case by the node
+        (frozenset({RECIPIENT}), [0, 1]),  # recipient of one, sender of the creation
+        (frozenset({"0x" + "ab" * 20}), []),
+        (frozenset(), []),
+    ],
+)
+def test_only_transactions_touching_relevant_addresses_are_kept(
+    relevant: frozenset[str], kept: list[int]
+) -> None:
+    raw = node_block()
+    block = parse_block(raw, "dev", relevant)
+    assert [tx.hash for tx in block.transactions] == [
+        raw["transactions"][i]["hash"].lower() for i in kept
+    ]
+    assert block.transaction_count == 2
+    assert block.left_out == 2 - len(kept)
+
+
+def test_a_left_out_transaction_is_not_validated_but_must_still_have_its_addresses() -> None:
+    raw = node_block()
+    raw["transactions"][0]["value"] = "not a quantity"
+    assert parse_block(raw, "dev", frozenset({"0x" + "ab" * 20})).transaction_count == 2
+    with pytest.raises(NodeError, match="malformed block"):
+        parse_block(raw, "dev", frozenset({SENDER}))
+    raw["transactions"][1] = without(raw["transactions"][1], "from")
+    with pytest.raises(NodeError, match="malformed block"):
+        parse_block(raw, "dev", frozenset({"0x" + "ab" * 20}))

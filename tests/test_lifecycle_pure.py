@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from watcher.matching import AddressIndex
 from watcher.mempool import PoolTracker, TxStatus
 from watcher.models import Block, BlockRef, Event, EventType, PoolOutcome, Subscription, Tx
+from watcher.protocols import PoolSnapshot
 from watcher.tracker import EthereumPoolRules, EthereumTracker
 
 CHAIN = "dev"
@@ -210,3 +212,26 @@ def test_a_tracked_transaction_ends_in_at_most_one_final_event(steps: list[str])
             outcome = p.observe([], {item.hash: TxStatus.UNKNOWN}, now)
         finals |= {e.id for e in outcome.events if e.type is not EventType.TX_PENDING}
     assert len(finals) <= 1
+
+
+def test_the_senders_of_followed_pending_transactions_stay_relevant_until_settled() -> None:
+    """A block may be fetched with only the relevant transactions (the adapter filters).
+
+    A pending payment to the watched address comes from an unwatched sender; that sender's
+    replacement (same nonce, paying someone else) must still reach the tracker.
+    """
+    t = EthereumTracker(CHAIN, [subscription()], clock=Clock())
+    assert t.relevant_addresses() == {WATCHED}
+    original = tx(1, sender=OTHER, to=WATCHED, nonce=4)
+    t.observe_pool(PoolSnapshot(None, [original]), {}, {})
+    assert t.relevant_addresses() == {WATCHED, OTHER}
+    replacement = tx(2, sender=OTHER, to="0x" + "cc" * 20, nonce=4)
+    unrelated = tx(3, sender="0x" + "dd" * 20, to="0x" + "cc" * 20)
+    relevant = t.relevant_addresses()
+    kept = tuple(x for x in (unrelated, replacement) if {x.sender, x.recipient} & relevant)
+    fetched = replace(block(1, kept), left_out=2 - len(kept))
+    outcome = t.process(fetched, {})
+    assert kinds(outcome.events) == ["tx.replaced", "block.mined"]
+    assert outcome.events[0].data["replaced_by"] == replacement.hash
+    assert outcome.events[1].data["transaction_count"] == 2
+    assert t.relevant_addresses() == {WATCHED}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from watcher.activities import REORG_WINDOW, ActivityLedger
@@ -236,6 +237,10 @@ class BitcoinTracker:
         return self._ledger.recent_blocks()
 
     # --- what to look up ------------------------------------------------------------------
+
+    def relevant_addresses(self) -> AbstractSet[str] | None:
+        """None: any transaction may spend a watched output, whoever it pays."""
+        return None
 
     def facts_needed(self, blocks: Iterable[BtcBlock]) -> Collection[str]:
         """Txids whose outputs some input of ``blocks`` spends, where nothing else says whose.

@@ -9,7 +9,6 @@ deduplicate on.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -163,7 +162,7 @@ class BlockHeader(Protocol):
     @property
     def timestamp(self) -> int: ...
     @property
-    def transactions(self) -> Sequence[object]: ...
+    def transaction_count(self) -> int: ...
 
 
 def block_data(block: BlockHeader) -> dict[str, Any]:
@@ -173,7 +172,7 @@ def block_data(block: BlockHeader) -> dict[str, Any]:
         "block_hash": block.hash,
         "parent_hash": block.parent_hash,
         "block_timestamp": block.timestamp,
-        "transaction_count": len(block.transactions),
+        "transaction_count": block.transaction_count,
     }
 
 

@@ -283,7 +283,10 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
             numbers = next(batches, None)
             if numbers is not None:
                 in_flight.append(
-                    asyncio.create_task(self._source.blocks(numbers), name=f"fetch:{self.chain}")
+                    asyncio.create_task(
+                        self._source.blocks(numbers, tracker.relevant_addresses()),
+                        name=f"fetch:{self.chain}",
+                    )
                 )
 
         try:
@@ -395,7 +398,7 @@ class ChainFollower(Generic[BlockT, TxT, FactT]):
 
 
 def _transaction_count(blocks: Sequence[ChainBlock | None], recorded: int) -> int:
-    return sum(len(b.transactions) for b in blocks[:recorded] if b is not None)
+    return sum(b.transaction_count for b in blocks[:recorded] if b is not None)
 
 
 def _ranges(first: int, last: int, size: int) -> Iterator[list[int]]:

@@ -8,7 +8,8 @@ evaluated by the tracker once that is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from watcher.models import Direction, Kind, Subscription, TokenTransfer, Tx
@@ -47,7 +48,7 @@ class AddressIndex:
         return len(self._by_address)
 
     @property
-    def watched(self) -> Container[str | None]:
+    def watched(self) -> AbstractSet[str]:
         """The watched addresses, for a membership test before :meth:`match`."""
         return self._by_address.keys()
 

@@ -87,6 +87,10 @@ class PoolTracker(Generic[TxT]):
         """Hashes of the watched transactions believed to be pending."""
         return list(self._by_hash)
 
+    def conflict_keys(self) -> Collection[str]:
+        """The conflict keys (:meth:`PoolRules.conflicts`) of the tracked transactions."""
+        return self._by_conflict.keys()
+
     def examined(self) -> Collection[str]:
         """Hashes of pool transactions already looked at; a source need not send them again."""
         return self._examined

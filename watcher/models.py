@@ -82,7 +82,11 @@ class TokenTransfer:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A block with its transactions (and token transfers, when they were asked for)."""
+    """A block with its transactions (and token transfers, when they were asked for).
+
+    ``transactions`` may hold only those that touch the addresses the adapter was asked
+    about (see :meth:`watcher.protocols.ChainSource.blocks`); ``left_out`` counts the others.
+    """
 
     number: int
     hash: str
@@ -90,6 +94,12 @@ class Block:
     timestamp: int
     transactions: tuple[Tx, ...]
     transfers: tuple[TokenTransfer, ...] = ()
+    left_out: int = 0
+
+    @property
+    def transaction_count(self) -> int:
+        """How many transactions the node's block holds."""
+        return len(self.transactions) + self.left_out
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +412,11 @@ class BtcBlock:
     parent_hash: str
     timestamp: int
     transactions: tuple[BtcTx, ...]
+
+    @property
+    def transaction_count(self) -> int:
+        """How many transactions the block holds."""
+        return len(self.transactions)
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ class ChainBlock(Protocol):
     def parent_hash(self) -> str: ...
 
     @property
-    def transactions(self) -> Sequence[object]: ...
+    def transaction_count(self) -> int: ...
 
 
 class ChainSource(Protocol[BlockT_co, TxT_co, FactT_co]):
@@ -88,8 +88,15 @@ class ChainSource(Protocol[BlockT_co, TxT_co, FactT_co]):
         """Hashes of the canonical blocks at ``numbers`` (heights the node lacks left out)."""
         ...
 
-    async def blocks(self, numbers: Sequence[int]) -> Sequence[BlockT_co | None]:
-        """Full blocks at consecutive ``numbers``; None from the first one past the tip."""
+    async def blocks(
+        self, numbers: Sequence[int], relevant: AbstractSet[str] | None = None
+    ) -> Sequence[BlockT_co | None]:
+        """Full blocks at consecutive ``numbers``; None from the first one past the tip.
+
+        A source may leave out of each block the transactions that touch none of the
+        ``relevant`` addresses (:meth:`Tracker.relevant_addresses`), sparing the work of
+        normalising them; None keeps every transaction.
+        """
         ...
 
     async def lookup(self, keys: Collection[str]) -> Mapping[str, FactT_co]:
@@ -149,6 +156,10 @@ class Tracker(Protocol[BlockT_contra, TxT_contra, FactT_contra]):
 
     def recent_blocks(self) -> list[BlockRef]:
         """The remembered canonical blocks, oldest first."""
+        ...
+
+    def relevant_addresses(self) -> AbstractSet[str] | None:
+        """The addresses a block's transaction must touch to matter now; None: all matter."""
         ...
 
     def facts_needed(self, blocks: Iterable[BlockT_contra]) -> Collection[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from watcher.activities import ActivityLedger
 from watcher.conditions import evaluate
@@ -140,6 +141,17 @@ class EthereumTracker:
         return self._ledger.recent_blocks()
 
     # --- blocks ---------------------------------------------------------------------------
+
+    def relevant_addresses(self) -> AbstractSet[str]:
+        """The watched addresses, and the senders of the pending transactions followed.
+
+        A transaction that touches none of them can neither match a subscription nor mine
+        or replace (same sender and nonce) a followed pending transaction.
+        """
+        keys = self.pool.conflict_keys()
+        if not keys:
+            return self._index.watched
+        return self._index.watched | {key.partition(":")[0] for key in keys}
 
     def facts_needed(self, blocks: Iterable[Block]) -> Collection[str]:
         """Ethereum blocks say everything the tracker needs: nothing to look up."""

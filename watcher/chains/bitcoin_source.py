@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from watcher.btc_addresses import Network
 from watcher.chains.bitcoin import BitcoinClient
@@ -79,8 +80,14 @@ class BitcoinSource:
         """Hashes of the best-chain blocks at ``numbers``."""
         return await self._client.block_hashes(numbers)
 
-    async def blocks(self, numbers: Sequence[int]) -> list[BtcBlock | None]:
-        """Full blocks at ``numbers``, with prevouts where the node gives them."""
+    async def blocks(
+        self, numbers: Sequence[int], relevant: AbstractSet[str] | None = None
+    ) -> list[BtcBlock | None]:
+        """Full blocks at ``numbers``, with prevouts where the node gives them.
+
+        Every transaction is kept (``relevant`` is not used): whether an input spends a
+        watched output is only known once its prevout is.
+        """
         return await self._client.blocks(numbers)
 
     async def lookup(self, keys: Collection[str]) -> Mapping[str, Sequence[BtcTxOut]]:

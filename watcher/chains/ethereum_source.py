@@ -9,6 +9,7 @@ extra to look up.
 from __future__ import annotations
 
 from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from watcher.chains.ethereum import EthereumClient, EthereumMempool
 from watcher.mempool import TxStatus
@@ -53,9 +54,14 @@ class EthereumSource:
         """Fetch token transfer logs exactly when one of ``subscriptions`` may want them."""
         self._transfers = any(s.wants_transfers for s in subscriptions)
 
-    async def blocks(self, numbers: Sequence[int]) -> list[Block | None]:
-        """Full blocks, with their token transfers when a subscription may want them."""
-        return await self._client.blocks(numbers, transfers=self._transfers)
+    async def blocks(
+        self, numbers: Sequence[int], relevant: AbstractSet[str] | None = None
+    ) -> list[Block | None]:
+        """Full blocks, with their token transfers when a subscription may want them.
+
+        Only the transactions from or to one of ``relevant`` (when given) are normalised.
+        """
+        return await self._client.blocks(numbers, transfers=self._transfers, relevant=relevant)
 
     async def lookup(self, keys: Collection[str]) -> Mapping[str, object]:
         """Nothing to look up on Ethereum."""
