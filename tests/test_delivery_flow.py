@@ -177,3 +177,38 @@ async def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_res
             assert await box.store.release_leases() == 1  # what the daemon does at start-up
             assert await box.worker.run_once() == 1
     assert [r.headers["webhook-id"] for r in receiver.requests] == [event_id]
+
+
+async def test_deliveries_claimed_ahead_are_not_sent_after_a_410(tmp_path: Path) -> None:
+    """One request at a time to the endpoint, the rest of the backlog claimed to wait."""
+    clock = FakeClock()
+    async with (
+        scripted(Reply(410), Reply(204)) as receiver,
+        outbox(
+            tmp_path, [subscription(receiver.url(), endpoint_concurrency=1)], clock=clock
+        ) as box,
+    ):
+        await box.add_events("sub", 5)
+        assert await box.worker.run_once() == 1
+        assert len(receiver.requests) == 1
+        rows = await box.rows()
+        assert [(r.status, r.attempts) for r in rows] == [("pending", 1)] + [("pending", 0)] * 4
+        assert not any(r.leased for r in rows), "the waiting ones were given back"
+        assert await box.store.set_subscription_status("sub", "active", None, clock())
+        assert await box.worker.run_once() == 5  # the 410'd one is retried at once too
+        assert len(receiver.requests) == 6
+
+
+async def test_a_backlog_wider_than_the_caps_is_sent_in_full_one_claim_ahead(
+    tmp_path: Path,
+) -> None:
+    async with (
+        scripted() as receiver,
+        outbox(tmp_path, [subscription(receiver.url(), endpoint_concurrency=2)]) as box,
+    ):
+        await box.add_events("sub", 30)
+        assert await box.worker.run_once() == 30
+        assert len({r.headers["webhook-id"] for r in receiver.requests}) == 30
+        rows = await box.rows()
+        assert [r.status for r in rows] == ["succeeded"] * 30
+        assert all(r.attempts == 1 and not r.leased for r in rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.delivery_kit import subscription
-from watcher.scheduling import Quota, Slots, TokenBucket, endpoint_of
+from watcher.scheduling import AHEAD_ROUNDS, Quota, Slots, TokenBucket, endpoint_of
 
 NOW = 1_000.0
 
@@ -76,3 +76,38 @@ def test_a_rate_limited_subscription_gets_as_many_as_it_has_tokens() -> None:
     assert slots.quotas(NOW) == {}
     assert slots.next_token_at(NOW) == NOW + 1 / 3
     assert slots.quotas(NOW + 1 / 3) == {"r": Quota(1, False)}
+
+
+def test_claiming_ahead_lets_plain_subscriptions_queue_rounds_of_their_endpoint_cap() -> None:
+    subs = [
+        subscription("http://a.example/", "a", endpoint_concurrency=2),
+        subscription("http://b.example/", "o", ordered=True),
+        subscription("http://c.example/", "r", rate_limit_per_s=3),
+    ]
+    slots = Slots(subs, capacity=4, now=NOW)
+    assert slots.claimable == (1 + AHEAD_ROUNDS) * 4
+    assert slots.quotas(NOW, ahead=True) == {
+        "a": Quota(2 + AHEAD_ROUNDS * 2, False),  # what may start, and rounds more to wait
+        "o": Quota(1, True),  # ordered and rate-limited: only what may start now
+        "r": Quota(3, False),
+    }
+    for _ in range(3):
+        slots.reserve("a")
+    assert slots.ready == 3
+    assert slots.quotas(NOW, ahead=True)["a"] == Quota(2 + AHEAD_ROUNDS * 2 - 3, False)
+    assert "a" not in slots.quotas(NOW)  # the waiting ones take what may start now
+    assert slots.try_start("a", NOW)
+    slots.unreserve("a")
+    assert slots.try_start("a", NOW)
+    slots.unreserve("a")
+    assert not slots.try_start("a", NOW)  # the endpoint cap still holds for requests
+    assert slots.ready == 1
+    assert slots.claimable == (1 + AHEAD_ROUNDS) * 4 - 3
+
+
+def test_nothing_more_is_claimed_ahead_once_the_global_budget_is_used() -> None:
+    slots = Slots([subscription("http://a.example/", "a", endpoint_concurrency=64)], 2, NOW)
+    for _ in range(slots.claimable):
+        slots.reserve("a")
+    assert slots.claimable == 0
+    assert slots.quotas(NOW, ahead=True) == {}

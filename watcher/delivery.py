@@ -1,12 +1,13 @@
 """Outbox workers: claim due deliveries, POST them signed, record each attempt and its outcome.
 
-One loop owns all store access: it records the attempts that finished since it last looked
-(one transaction for the whole batch), then claims as many due deliveries as the caps allow
-(:class:`~watcher.scheduling.Slots`) with a lease, and starts one task per request. The
-requests themselves never touch the store, so no write transaction is open across an HTTP
-request. Retry state lives only in the store: a crash between a request and its record loses
-nothing, the lease is released at the next start and the delivery is sent again with the same
-``webhook-id``, which receivers deduplicate on.
+One loop owns all store access: in one transaction it records the attempts that finished
+since it last looked and claims as many due deliveries as the caps allow
+(:class:`~watcher.scheduling.Slots`) with a lease, plus as many again to wait for a slot, and
+starts one task per request; a request that ends starts the next waiting delivery at once,
+without waiting for the store. The requests themselves never touch the store, so no write
+transaction is open across an HTTP request. Retry state lives only in the store: a crash
+between a request and its record loses nothing, the lease is released at the next start and
+the delivery is sent again with the same ``webhook-id``, which receivers deduplicate on.
 
 The subscriptions can change while the worker runs (the admin API, a SIGHUP reload):
 :meth:`DeliveryWorker.set_subscriptions` takes the new set, requests in flight finish
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import aiohttp
@@ -35,12 +37,13 @@ from watcher.policy import (
     auto_disable_reason,
     decide,
 )
-from watcher.scheduling import Slots
+from watcher.scheduling import AHEAD_ROUNDS, Slots
 from watcher.store import FinishedAttempt, Store
 
 log = structlog.get_logger()
 
-# A lease outlives the longest request by this much, so it never expires under a live attempt.
+# A lease outlives the longest request by this much, so it never expires under a live attempt,
+# counting the requests a delivery claimed ahead may wait for (AHEAD_ROUNDS).
 LEASE_MARGIN_S = 30.0
 
 
@@ -72,6 +75,8 @@ class DeliveryWorker:
         self._lease_s = LEASE_MARGIN_S
         self._wakeup = asyncio.Event()
         self._in_flight: dict[asyncio.Task[FinishedAttempt], DeliveryJob] = {}
+        self._ready: deque[DeliveryJob] = deque()  # claimed, waiting for a slot
+        self._given_back: list[int] = []  # claimed, not to be sent: to release
         self._finished: list[FinishedAttempt] = []
         self._started = 0
         self.set_subscriptions(subscriptions)
@@ -89,7 +94,7 @@ class DeliveryWorker:
         self._slots.update(subs.values(), self._clock())
         longest = max((s.delivery.timeout_s for s in subs.values()), default=0.0)
         # Never shorter than before: a lease taken under a longer timeout may still be running.
-        self._lease_s = max(self._lease_s, longest + LEASE_MARGIN_S)
+        self._lease_s = max(self._lease_s, (1 + AHEAD_ROUNDS) * longest + LEASE_MARGIN_S)
         self._wakeup.set()
 
     def notify(self) -> None:
@@ -122,7 +127,7 @@ class DeliveryWorker:
         while True:
             before = self._started
             await self._claim_and_start()
-            if self._in_flight:
+            while self._in_flight:  # ending requests start the waiting deliveries
                 await asyncio.wait(set(self._in_flight))
             if self._started == before:
                 await self._record_finished()
@@ -144,26 +149,55 @@ class DeliveryWorker:
             self._unsynced.difference_update(ids)
         batch, self._finished = self._finished, []
         now = self._clock()
-        quotas = self._slots.quotas(now)
-        wanted = min(self._slots.free, sum(q.limit for q in quotas.values()))
-        failing, jobs = await self._store.record_and_claim(
-            batch, now, quotas, self._slots.free, self._lease_s
-        )
+        quotas = self._slots.quotas(now, ahead=True)
+        limit = self._slots.claimable
+        wanted = min(limit, sum(q.limit for q in quotas.values()))
+        failing, jobs = await self._store.record_and_claim(batch, now, quotas, limit, self._lease_s)
         await self._recorded(batch, failing, now)
-        refused: list[int] = []
         for job in jobs:
+            if job.subscription_id in self._subs:
+                self._slots.reserve(job.subscription_id)
+                self._ready.append(job)
+            else:
+                self._given_back.append(job.id)  # it went away while the claim ran
+        self._start_ready()
+        given_back, self._given_back = self._given_back, []
+        await self._store.release(given_back)
+        return not quotas or len(jobs) >= wanted
+
+    def _start_ready(self) -> None:
+        """Start the waiting deliveries the caps allow now, oldest first."""
+        if not self._ready or self._slots.free <= 0:
+            return
+        now = self._clock()
+        blocked: list[DeliveryJob] = []
+        while self._ready and self._slots.free > 0:
+            job = self._ready.popleft()
             sub = self._subs.get(job.subscription_id)
-            if sub is None or not self._slots.try_start(job.subscription_id, now):
-                # Subscriptions sharing an endpoint overshot its cap, or the subscription
-                # went away while the claim ran.
-                refused.append(job.id)
+            if sub is None:
+                self._slots.unreserve(job.subscription_id)
+                self._given_back.append(job.id)
                 continue
+            if not self._slots.try_start(job.subscription_id, now):
+                blocked.append(job)  # its endpoint is at its cap: the others may go
+                continue
+            self._slots.unreserve(job.subscription_id)
             task = asyncio.create_task(self._attempt(sub, job), name=f"deliver:{job.id}")
             self._in_flight[task] = job
             self._started += 1
             task.add_done_callback(self._attempt_done)
-        await self._store.release(refused)
-        return not quotas or len(jobs) >= wanted
+        self._ready.extendleft(reversed(blocked))
+
+    def _give_back(self, subscription_id: str) -> None:
+        """Do not send the waiting deliveries of ``subscription_id`` (it was disabled)."""
+        kept: deque[DeliveryJob] = deque()
+        for job in self._ready:
+            if job.subscription_id == subscription_id:
+                self._slots.unreserve(subscription_id)
+                self._given_back.append(job.id)
+            else:
+                kept.append(job)
+        self._ready = kept
 
     async def _idle_timeout(self, *, query_store: bool) -> float:
         """Seconds until something may become due: a retry, a rate-limit token, a poll.
@@ -224,7 +258,11 @@ class DeliveryWorker:
         self._slots.finish(job.subscription_id)
         self._wakeup.set()
         if not task.cancelled() and task.exception() is None:
-            self._finished.append(task.result())
+            finished = task.result()
+            self._finished.append(finished)
+            if finished.decision.disable_subscription is not None:
+                self._give_back(job.subscription_id)
+            self._start_ready()
         elif not task.cancelled():
             # Nothing to record: the lease expires (or is released at the next start) and
             # the delivery is sent again.
@@ -258,9 +296,16 @@ class DeliveryWorker:
             if reason is not None and await self._store.set_subscription_status(
                 health.id, "disabled", reason, now
             ):
+                self._give_back(health.id)
                 log.warning("subscription_disabled", subscription=health.id, reason=reason)
 
     async def _drain(self) -> None:
+        waiting = [job.id for job in self._ready] + self._given_back
+        for job in self._ready:
+            self._slots.unreserve(job.subscription_id)
+        self._ready.clear()
+        self._given_back = []
+        await self._store.release(waiting)
         if not self._in_flight:
             return
         log.info("delivery_draining", in_flight=len(self._in_flight))

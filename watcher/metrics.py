@@ -108,6 +108,8 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+        # Label children looked up once: ``labels()`` costs more than the update itself.
+        self._attempt_children: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
         self.queue = Gauge(
             "watcher_delivery_queue",
             "Deliveries not yet acknowledged, by state (due, waiting, in_flight).",
@@ -129,10 +131,18 @@ class Metrics:
         self, subscription: str, outcome: str, duration_s: float, latency_s: float | None
     ) -> None:
         """Count one attempt; ``latency_s`` is given when it was acknowledged."""
-        self.deliveries.labels(subscription, outcome).inc()
-        self.attempt_duration.labels(subscription).observe(duration_s)
+        children = self._attempt_children.get((subscription, outcome))
+        if children is None:
+            children = self._attempt_children[(subscription, outcome)] = (
+                self.deliveries.labels(subscription, outcome),
+                self.attempt_duration.labels(subscription),
+                self.ack_latency.labels(subscription),
+            )
+        count, duration, latency = children
+        count.inc()
+        duration.observe(duration_s)
         if latency_s is not None:
-            self.ack_latency.labels(subscription).observe(max(0.0, latency_s))
+            latency.observe(max(0.0, latency_s))
 
 
 class ChainMetrics:

@@ -74,6 +74,11 @@ class Quota:
     ordered: bool
 
 
+# How many rounds of requests the worker claims ahead: a claimed delivery waits for at most
+# this many requests of its endpoint to end before its own starts.
+AHEAD_ROUNDS = 3
+
+
 class Slots:
     """In-flight accounting for the delivery worker."""
 
@@ -85,6 +90,7 @@ class Slots:
         self._buckets: dict[str, TokenBucket] = {}
         self._by_sub: Counter[str] = Counter()
         self._by_endpoint: Counter[str] = Counter()
+        self._ready_by_sub: Counter[str] = Counter()  # claimed, waiting for a slot
         # The endpoint each running request of a subscription called, oldest first: its URL
         # may change while requests are in flight.
         self._started_on: dict[str, deque[str]] = {}
@@ -125,23 +131,58 @@ class Slots:
         """How many more requests the global cap allows now."""
         return max(0, self.capacity - self.in_flight)
 
-    def quotas(self, now: float) -> dict[str, Quota]:
-        """The subscriptions that may start something now, with how many each."""
+    @property
+    def ready(self) -> int:
+        """Deliveries claimed and waiting for a slot."""
+        return self._ready_by_sub.total()
+
+    @property
+    def claimable(self) -> int:
+        """How many more deliveries may be claimed: the free slots, and more to wait for one.
+
+        Deliveries claimed ahead start the moment a request ends, instead of one trip to the
+        store later (a trip waits for the busy event loop, and now and then for a checkpoint).
+        """
+        return max(0, (1 + AHEAD_ROUNDS) * self.capacity - self.in_flight - self.ready)
+
+    def quotas(self, now: float, *, ahead: bool = False) -> dict[str, Quota]:
+        """The subscriptions that may start something now, with how many each.
+
+        With ``ahead``, a subscription may also claim ``AHEAD_ROUNDS`` times its endpoint's
+        cap more, to wait for a slot; not an ordered or rate-limited one, whose claims must be
+        startable.
+        Deliveries already waiting count against the quota either way.
+        """
         out: dict[str, Quota] = {}
-        if self.free <= 0:
+        room = self.claimable if ahead else self.free
+        if room <= 0:
             return out
         for sub_id, sub in self._subs.items():
             endpoint = self._endpoint[sub_id]
-            limit = min(self.free, self._endpoint_cap[endpoint] - self._by_endpoint[endpoint])
+            cap = self._endpoint_cap[endpoint]
+            limit = min(self.free, cap - self._by_endpoint[endpoint])
             bucket = self._buckets.get(sub_id)
             if bucket is not None:
                 limit = min(limit, bucket.available(now))
             ordered = sub.delivery.ordered
             if ordered:
                 limit = min(limit, 0 if self._by_sub[sub_id] else 1)
+            elif ahead and bucket is None:
+                limit = max(limit, 0) + AHEAD_ROUNDS * cap
+            limit = min(limit - self._ready_by_sub[sub_id], room)
             if limit > 0:
                 out[sub_id] = Quota(limit, ordered)
         return out
+
+    def reserve(self, sub_id: str) -> None:
+        """Count a claimed delivery of ``sub_id`` that waits for a slot."""
+        self._ready_by_sub[sub_id] += 1
+
+    def unreserve(self, sub_id: str) -> None:
+        """A waiting delivery of ``sub_id`` started, or was given back."""
+        self._ready_by_sub[sub_id] -= 1
+        if self._ready_by_sub[sub_id] <= 0:
+            del self._ready_by_sub[sub_id]
 
     def try_start(self, sub_id: str, now: float) -> bool:
         """Count one request of ``sub_id`` starting; False if a cap forbids it or it is gone."""
