@@ -6,10 +6,16 @@ moves the clock instead of sleeping, so a schedule of days runs in well under a 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.delivery_kit import FakeClock, Hang, Reply, Reset, outbox, scripted, subscription
-from watcher.attempts import REDACTED, REQUEST_ID_HEADER, RESPONSE_BODY_MAX_BYTES
+from watcher.attempts import (
+    REDACTED,
+    REQUEST_ID_HEADER,
+    RESPONSE_BODY_MAX_BYTES,
+    new_request_id,
+)
 from watcher.models import STANDARD_RETRY_SCHEDULE_S, RetryPolicy
 
 
@@ -194,3 +200,9 @@ async def test_a_host_name_that_does_not_resolve_is_a_dns_error_and_is_retried(
         row = await box.row()
         (attempt,) = await box.store.attempts(row.id)
     assert (row.status, attempt.error_class) == ("pending", "dns")
+
+
+def test_request_ids_are_unique_and_keep_their_shape() -> None:
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import time
 from datetime import UTC, datetime
 
@@ -154,3 +156,14 @@ def test_any_message_matches_the_standardwebhooks_signer(
     when = datetime.fromtimestamp(TIMESTAMP, UTC)
     theirs = Webhook(key).sign(msg_id, when, body)
     assert sign(key, msg_id, TIMESTAMP, body.encode()) == theirs
+
+
+def test_signatures_with_different_keys_do_not_share_state() -> None:
+    """Each key's HMAC state is computed once and copied per message."""
+    key_a, key_b = b"a" * 32, b"b" * 32
+    body = b'{"n": 1}'
+    first = sign(key_a, "msg_1", 1_700_000_000, body)
+    assert sign(key_b, "msg_1", 1_700_000_000, body) != first
+    assert sign(key_a, "msg_1", 1_700_000_000, body) == first  # nothing left from before
+    digest = hmac.new(key_a, b"msg_1.1700000000." + body, hashlib.sha256).digest()
+    assert first == "v1," + base64.b64encode(digest).decode()
