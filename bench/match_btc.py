@@ -1,15 +1,17 @@
 """Bitcoin matching cost and memory with 10,000 and 1,000,000 watched addresses.
 
-Usage: ``python bench/match_btc.py [--sizes 10000 1000000] [--repeat 15] [--daemon 1000000]``
+Usage: ``python bench/match_btc.py [--sizes 10000 1000000] [--repeat 31] [--daemon 1000000]``
 
-Every size runs in a subprocess of its own, so each peak RSS (``VmHWM``) belongs to one
-size. The subprocess imports the daemon (``watcher.daemon``: web3, aiohttp, aiosqlite and
-the rest count), loads one subscription watching N address strings, builds the
+For each size, a subprocess imports the daemon (``watcher.daemon``: web3, aiohttp, aiosqlite
+and the rest count), loads one subscription watching N address strings, builds the
 :class:`~watcher.btc_matching.BtcAddressIndex`, a table of 100,000 known watched outputs
 (the same for every N: it grows with deposits, not with the watch list) and a synthetic
 block of 3,000 transactions with 1-4 inputs and 1-4 outputs each (2.5 on
-average), 1 % of them touching a watched address either way. It then times matching the
-whole block, in two shapes:
+average), 1 % of them touching a watched address either way; its peak RSS (``VmHWM``)
+belongs to that size alone. The matching times come from one more subprocess holding every
+size at once, which times the sizes in turn, round after round, so that whatever else the
+machine does meanwhile (its caches are shared) weighs on every size alike; the medians
+are compared. Matching is timed on the whole block, in two shapes:
 
 - ``prevout``: every input names the address it spends (Bitcoin Core 23+ ``getblock 3``);
 - ``outpoint``: inputs carry only the spent outpoint (bcoin, older Core), looked up in the
@@ -41,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +78,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(size: int, repeat: int) -> dict[str, Any]:
-    import watcher.daemon  # noqa: F401  (the daemon's imports count towards its RSS)
+def prepare(size: int) -> tuple[Any, dict[Any, Any], Callable[[bool, int], list[Any]], float]:
+    """The index for ``size`` watched addresses, the known outputs, a block maker, build time.
+
+    ``make_block(with_prevouts, seed)`` builds a new block, as parsing a node's reply would:
+    its strings are new objects, the watched ones equal to (not the same as) the watch
+    list's.
+    """
     from watcher.btc_matching import BtcAddressIndex
     from watcher.models import BtcTx, BtcTxIn, BtcTxOut, EventType, Subscription
 
@@ -101,8 +109,11 @@ def worker(size: int, repeat: int) -> dict[str, Any]:
     }
     known_outpoints = list(known)
 
-    def block(with_prevouts: bool) -> list[BtcTx]:
-        brng = random.Random(7)
+    def watched_copy(brng: random.Random) -> str:
+        return "".join(list(brng.choice(pool)))
+
+    def make_block(with_prevouts: bool, seed: int) -> list[BtcTx]:
+        brng = random.Random(seed)
         txs = []
         for _ in range(TXS_PER_BLOCK):
             txid = f"{brng.getrandbits(256):064x}"
@@ -110,7 +121,7 @@ def worker(size: int, repeat: int) -> dict[str, Any]:
             for _ in range(brng.randint(1, 4)):
                 hit = brng.random() < HIT_RATE
                 if with_prevouts:
-                    addr = brng.choice(pool) if hit else fake_address(brng)
+                    addr = watched_copy(brng) if hit else fake_address(brng)
                     inputs.append(
                         BtcTxIn(f"{brng.getrandbits(256):064x}", brng.randrange(4), addr, 50_000)
                     )
@@ -123,32 +134,49 @@ def worker(size: int, repeat: int) -> dict[str, Any]:
                     inputs.append(BtcTxIn(prev[0], prev[1]))
             outputs = tuple(
                 BtcTxOut(
-                    n, brng.choice(pool) if brng.random() < HIT_RATE else fake_address(brng), 1
+                    n, watched_copy(brng) if brng.random() < HIT_RATE else fake_address(brng), 1
                 )
                 for n in range(brng.randint(1, 4))
             )
             txs.append(BtcTx(txid, tuple(inputs), outputs, coinbase=False, raw={}))
         return txs
 
-    timings: dict[str, float] = {}
-    matched: dict[str, int] = {}
-    for shape, with_prevouts in (("prevout", True), ("outpoint", False)):
-        txs = block(with_prevouts)
-        gc.collect()
-        samples = []
-        for _ in range(repeat):
-            t0 = time.process_time()
-            result = index.match_all(txs, known)
-            samples.append(time.process_time() - t0)
-        timings[shape] = statistics.median(samples)
-        matched[shape] = len(result)
-    return {
-        "size": size,
-        "index_s": index_s,
-        "median_s": timings,
-        "matched_txs": matched,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    return index, known, make_block, index_s
+
+
+def worker(size: int) -> dict[str, Any]:
+    """Peak RSS of the daemon's imports, ``size`` watched addresses and their index."""
+    import watcher.daemon  # noqa: F401  (the daemon's imports count towards its RSS)
+
+    index, known, make_block, index_s = prepare(size)
+    blocks = {"prevout": make_block(True, 7), "outpoint": make_block(False, 7)}
+    matched = {shape: len(index.match_all(txs, known)) for shape, txs in blocks.items()}
+    return {"size": size, "index_s": index_s, "matched_txs": matched, "peak_rss_mb": peak_rss_mb()}
+
+
+def timing_worker(sizes: list[int], repeat: int) -> dict[str, dict[str, float]]:
+    """Median CPU seconds to match a new block, the sizes timed in turn every round.
+
+    Every timing matches a block built just before (untimed) and never matched before, as
+    the daemon matches each block it parses once: neither the block nor the addresses it
+    probes are warm from an earlier timing.
+    """
+    from watcher.gctuning import tune_for_daemon
+
+    prepared = {size: prepare(size) for size in sizes}
+    tune_for_daemon()  # as `watcher run` does once its configuration is loaded
+    samples: dict[tuple[int, str], list[float]] = {}
+    for round_no in range(repeat):
+        for shape in ("prevout", "outpoint"):
+            for size, (index, known, make_block, _) in prepared.items():
+                txs = make_block(shape == "prevout", round_no)
+                t0 = time.process_time()
+                index.match_all(txs, known)
+                samples.setdefault((size, shape), []).append(time.process_time() - t0)
+    out: dict[str, dict[str, float]] = {}
+    for (size, shape), values in samples.items():
+        out.setdefault(str(size), {})[shape] = statistics.median(values)
+    return out
 
 
 def validation_cost(samples: int = 20_000) -> dict[str, float]:
@@ -262,13 +290,17 @@ def run_daemon(size: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=31, help="rounds of timing")
     parser.add_argument("--daemon", type=int, default=1_000_000)
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--timing-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--daemon-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        print(json.dumps(worker(args.worker, args.repeat)))
+        print(json.dumps(worker(args.worker)))
+        return 0
+    if args.timing_worker:
+        print(json.dumps(timing_worker(args.sizes, args.repeat)))
         return 0
     if args.daemon_worker is not None:
         print(json.dumps(daemon_worker(args.daemon_worker)))
@@ -277,14 +309,35 @@ def main() -> int:
     results = []
     for size in args.sizes:
         proc = subprocess.run(
-            [sys.executable, __file__, "--worker", str(size), "--repeat", str(args.repeat)],
+            [sys.executable, __file__, "--worker", str(size)],
             check=True,
             capture_output=True,
             text=True,
         )
         results.append(json.loads(proc.stdout))
+    sizes = [str(s) for s in args.sizes]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--timing-worker",
+            "--repeat",
+            str(args.repeat),
+            "--sizes",
+            *sizes,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    timings = json.loads(proc.stdout)
+    for r in results:
+        r["median_s"] = timings[str(r["size"])]
 
-    print(f"block: {TXS_PER_BLOCK} transactions, ~2.5 inputs and outputs each, {HIT_RATE:.0%} hits")
+    print(
+        f"block: {TXS_PER_BLOCK} transactions, ~2.5 inputs and outputs each, {HIT_RATE:.0%} hits;"
+        f" medians of {args.repeat} rounds, the sizes timed in turn"
+    )
     print(
         f"{'watched':>10} {'index s':>8} {'prevout ms':>11} {'outpoint ms':>12} {'peak RSS MB':>12}"
     )

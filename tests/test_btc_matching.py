@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.btc_matching import BtcAddressIndex, BtcMatch
+from watcher.btc_matching import PREFILTER_FROM, BtcAddressIndex, BtcMatch
 from watcher.models import BtcTx, BtcTxIn, BtcTxOut, Direction, EventType, Subscription
 
 ALICE = "bcrt1qalice"
@@ -98,3 +98,20 @@ def test_match_all_follows_a_watched_output_spent_later_in_the_same_block() -> N
         ("d", {("s1", ALICE, Direction.IN, 5)}),
         ("s", {("s1", ALICE, Direction.OUT, 5)}),
     ]
+
+
+def test_a_large_watch_list_matches_exactly_like_a_small_one() -> None:
+    """From PREFILTER_FROM addresses on a Bloom filter answers first: never a false match."""
+    many = [f"bc1qdeposit{n:08d}" for n in range(PREFILTER_FROM)]
+    large = BtcAddressIndex([sub("big", *many, ALICE)])
+    small = BtcAddressIndex([sub("big", ALICE, many[-1])])
+    payments = [
+        tx("t1", [BtcTxIn("p", 0, ALICE, 10)], [(many[-1], 3), (BOB, 5)]),
+        tx("t2", [BtcTxIn("q", 0, STRANGER, 10)], [(CAROL, 9)]),
+    ]
+    strangers = [f"bc1qstranger{n:08d}" for n in range(20_000)]
+    assert not any(s in large for s in strangers)  # false positives stop at the set
+    assert all(a in large for a in many[:: PREFILTER_FROM // 100])
+    for payment in payments:
+        assert summary(large.match(payment)) == summary(small.match(payment))
+    assert [t.txid for t, _ in large.match_all(payments)] == ["t1"]
