@@ -131,6 +131,7 @@ class DeliveryWorker:
                 await asyncio.wait(set(self._in_flight))
             if self._started == before:
                 await self._record_finished()
+                await self._release_waiting()  # none wait once nothing runs; if any, free them
                 return total
             total += self._started - before
 
@@ -299,13 +300,17 @@ class DeliveryWorker:
                 self._give_back(health.id)
                 log.warning("subscription_disabled", subscription=health.id, reason=reason)
 
-    async def _drain(self) -> None:
+    async def _release_waiting(self) -> None:
+        """Give every delivery claimed and not started back to the store."""
         waiting = [job.id for job in self._ready] + self._given_back
         for job in self._ready:
             self._slots.unreserve(job.subscription_id)
         self._ready.clear()
         self._given_back = []
         await self._store.release(waiting)
+
+    async def _drain(self) -> None:
+        await self._release_waiting()
         if not self._in_flight:
             return
         log.info("delivery_draining", in_flight=len(self._in_flight))
