@@ -212,3 +212,25 @@ async def test_a_backlog_wider_than_the_caps_is_sent_in_full_one_claim_ahead(
         rows = await box.rows()
         assert [r.status for r in rows] == ["succeeded"] * 30
         assert all(r.attempts == 1 and not r.leased for r in rows)
+
+
+async def test_disabling_a_subscription_holds_back_what_was_claimed_ahead(tmp_path: Path) -> None:
+    """As the admin API does: the store's status first, then the running worker is told."""
+    async with scripted(Hang(0.3), Reply(204)) as receiver:
+        sub = subscription(receiver.url(), endpoint_concurrency=1)
+        async with outbox(tmp_path, [sub], poll_interval_s=0.05) as box:
+            await box.add_events("sub", 5)
+            stop = asyncio.Event()
+            run = asyncio.create_task(box.worker.run(stop))
+            try:
+                await wait_until(lambda: receiver.in_flight == 1, what="the first request")
+                assert await box.store.set_subscription_status("sub", "disabled", "test", 0.0)
+                box.worker.hold_back("sub")
+                await wait_until(lambda: receiver.in_flight == 0, what="the first to end")
+            finally:
+                stop.set()
+                await run
+            rows = await box.rows()
+    assert len(receiver.requests) == 1
+    assert [r.status for r in rows] == ["succeeded"] + ["pending"] * 4
+    assert not any(r.leased for r in rows)

@@ -111,6 +111,7 @@ class Daemon:
                 context,
                 rotation_overlap_s=config.api.rotation_overlap_s if config.api else 0.0,
                 on_enabled=worker.notify,
+                on_disabled=worker.hold_back,
             )
             await self._load_subscriptions(store, manager, context)
             rpc = await stack.enter_async_context(aiohttp.ClientSession())

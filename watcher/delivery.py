@@ -97,6 +97,15 @@ class DeliveryWorker:
         self._lease_s = max(self._lease_s, (1 + AHEAD_ROUNDS) * longest + LEASE_MARGIN_S)
         self._wakeup.set()
 
+    def hold_back(self, subscription_id: str) -> None:
+        """``subscription_id`` was disabled: its deliveries waiting for a slot are not sent.
+
+        Requests already in flight finish; the waiting deliveries go back to the store at the
+        next cycle, to be sent once the subscription is enabled again.
+        """
+        self._give_back(subscription_id)
+        self._wakeup.set()
+
     def notify(self) -> None:
         """New deliveries were written: look for due work now rather than at the next poll."""
         self._wakeup.set()

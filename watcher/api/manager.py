@@ -107,6 +107,7 @@ class WebhookManager:
         *,
         rotation_overlap_s: float = DEFAULT_ROTATION_OVERLAP_S,
         on_enabled: Callable[[], None] = lambda: None,
+        on_disabled: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -114,6 +115,7 @@ class WebhookManager:
         self._clock = clock
         self._overlap_s = rotation_overlap_s
         self._on_enabled = on_enabled
+        self._on_disabled = on_disabled
         self._keys: dict[str, Keys] = {}
         self._lock = asyncio.Lock()
 
@@ -279,6 +281,8 @@ class WebhookManager:
             )
             if enabled:
                 self._on_enabled()
+            else:
+                self._on_disabled(subscription_id)
 
     def _writable(self, subscription_id: str) -> Entry:
         entry = self.get(subscription_id)
