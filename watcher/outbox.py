@@ -1,7 +1,7 @@
 """What the outbox stores for each event: the body in its subscriber's format, and when it is due.
 
-The store calls a :data:`Planner` for every event it writes, inside the transaction that
-advances the chain cursor, so it has to be pure and fast. :class:`OutboxPlanner` renders each
+The store calls a :data:`Planner` for every event it writes, as it prepares the transaction
+that advances the chain cursor, so it has to be pure and fast. :class:`OutboxPlanner` renders each
 subscription's payload format and applies its delivery delay (BLOX's delayed broadcast).
 Given the daemon's live subscription registry, it reads each event's subscription at that
 moment, so subscriptions created through the API or changed by a reload use their own

@@ -366,10 +366,11 @@ def _in_transaction(work: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite
         db.execute("BEGIN IMMEDIATE")
         try:
             result = work(db)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT leaves it open too
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         return result
 
     return transaction
@@ -1069,10 +1070,11 @@ class SQLiteStore:
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                await self._conn.execute("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # a failed COMMIT leaves it open too
+                    await self._conn.execute("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
 
     async def _fetchone(self, sql: str, params: Any) -> Any:
         rows = await self._conn.execute_fetchall(sql, params)
