@@ -2,9 +2,9 @@
 
 One loop owns all store access: in one transaction it records the attempts that finished
 since it last looked and claims as many due deliveries as the caps allow
-(:class:`~watcher.scheduling.Slots`) with a lease, plus as many again to wait for a slot, and
-starts one task per request; a request that ends starts the next waiting delivery at once,
-without waiting for the store. The requests themselves never touch the store, so no write
+(:class:`~watcher.scheduling.Slots`) with a lease, plus a few rounds more to wait for a slot,
+and starts one task per request; a request that ends starts the next waiting delivery at
+once, without waiting for the store. The requests themselves never touch the store, so no write
 transaction is open across an HTTP request. Retry state lives only in the store: a crash
 between a request and its record loses nothing, the lease is released at the next start and
 the delivery is sent again with the same ``webhook-id``, which receivers deduplicate on.
