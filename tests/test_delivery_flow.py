@@ -171,7 +171,9 @@ async def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_res
         sub = subscription(receiver.url())
         async with outbox(tmp_path, [sub]) as box:
             (event_id,) = await box.add_events("sub")
-            (job,) = await box.store.claim_due(box.clock(), {"sub": Quota(1, False)}, 1, 3600)
+            _, (job,) = await box.store.record_and_claim(
+                (), box.clock(), {"sub": Quota(1, False)}, 1, 3600
+            )
             assert job.event_id == event_id
             assert await box.worker.run_once() == 0  # leased: nobody else may send it
             assert await box.store.release_leases() == 1  # what the daemon does at start-up

@@ -151,7 +151,10 @@ def block_event(chain: str, sub_id: str, block: BlockHeader, now: float) -> Even
 
 
 class BlockHeader(Protocol):
-    """What a ``block.mined`` event says about a block, whatever its chain."""
+    """What a ``block.mined`` event says about a block, whatever its chain.
+
+    Also what the follower reads of every block (``protocols.ChainBlock``).
+    """
 
     @property
     def number(self) -> int: ...

@@ -19,6 +19,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from watcher.events import BlockHeader
 from watcher.mempool import TxStatus
 from watcher.models import BlockOutcome, BlockRef, PoolOutcome, RewindOutcome, Subscription
 
@@ -43,20 +44,9 @@ class PoolSnapshot(Generic[TxT_co]):
     txs: Sequence[TxT_co]
 
 
-class ChainBlock(Protocol):
-    """What the follower reads of any chain's block: enough to check the parent link."""
-
-    @property
-    def number(self) -> int: ...
-
-    @property
-    def hash(self) -> str: ...
-
-    @property
-    def parent_hash(self) -> str: ...
-
-    @property
-    def transaction_count(self) -> int: ...
+# What the follower reads of any chain's block (number, hashes, the transaction count for its
+# metrics) is what a ``block.mined`` event says of it: one protocol serves both.
+ChainBlock = BlockHeader
 
 
 class ChainSource(Protocol[BlockT_co, TxT_co, FactT_co]):

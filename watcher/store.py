@@ -309,10 +309,6 @@ class Store(Protocol):
 
     async def sync_subscriptions(self, ids: Sequence[str], now: float) -> None: ...
 
-    async def claim_due(
-        self, now: float, quotas: Mapping[str, Quota], limit: int, lease_s: float
-    ) -> list[DeliveryJob]: ...
-
     async def next_due(self, now: float, subscription_ids: Sequence[str]) -> float | None: ...
 
     async def release(self, delivery_ids: Sequence[int]) -> None: ...
@@ -693,23 +689,6 @@ class SQLiteStore:
 
     # --- the outbox ---------------------------------------------------------------------
 
-    async def claim_due(
-        self, now: float, quotas: Mapping[str, Quota], limit: int, lease_s: float
-    ) -> list[DeliveryJob]:
-        """Lease up to ``limit`` due deliveries of active subscriptions, each within its quota.
-
-        Subscriptions take turns: every subscription's oldest due delivery comes before any
-        subscription's second, so one endpoint's backlog of retries cannot crowd out fresh
-        deliveries to the others. For an ordered subscription only its oldest pending
-        delivery is eligible, and only while it is not leased.
-        """
-        params = _claim_params(now, quotas, limit, lease_s)
-        if params is None:
-            return []
-        async with self._lock:
-            rows = await self._fetchall(_CLAIM, params)
-        return _jobs(rows)
-
     async def record_and_claim(
         self,
         attempts: Sequence[FinishedAttempt],
@@ -718,9 +697,15 @@ class SQLiteStore:
         limit: int,
         lease_s: float,
     ) -> tuple[list[SubscriptionHealth], list[DeliveryJob]]:
-        """:meth:`record_attempts`, then :meth:`claim_due`, in one transaction and one trip.
+        """:meth:`record_attempts`, then lease up to ``limit`` due deliveries of active
+        subscriptions, each within its quota: one transaction, one trip to the store's thread.
 
-        The delivery worker's cycle: a round trip to the store's thread waits for the event
+        Subscriptions take turns: every subscription's oldest due delivery comes before any
+        subscription's second, so one endpoint's backlog of retries cannot crowd out fresh
+        deliveries to the others. For an ordered subscription only its oldest pending
+        delivery is eligible, and only while it is not leased.
+
+        This is the delivery worker's cycle: a trip to the store's thread waits for the event
         loop, which is busy with requests, so one trip instead of two keeps the slots full.
         Recording first lets an ordered subscription's next delivery go in the same cycle.
         """
@@ -753,7 +738,7 @@ class SQLiteStore:
         return float(row[0]) if row and row[0] is not None else None
 
     async def release(self, delivery_ids: Sequence[int]) -> None:
-        """Give back leases taken by :meth:`claim_due` without an attempt."""
+        """Give back leases taken by :meth:`record_and_claim` without an attempt."""
         if not delivery_ids:
             return
         async with self._lock:
