@@ -9,9 +9,9 @@ and the rest count), loads one subscription watching N address strings, builds t
 block of 3,000 transactions with 1-4 inputs and 1-4 outputs each (2.5 on
 average), 1 % of them touching a watched address either way; its peak RSS (``VmHWM``)
 belongs to that size alone. The matching times come from one more subprocess holding every
-size at once, which times the sizes in turn, round after round, so that whatever else the
-machine does meanwhile (its caches are shared) weighs on every size alike; the medians
-are compared. Matching is timed on the whole block, in two shapes:
+size at once, which times the sizes in turn, round after round (each size first every other
+round), so that whatever else the machine does meanwhile (its caches are shared) weighs on
+every size alike; the medians are compared. Matching is timed on the whole block, in two shapes:
 
 - ``prevout``: every input names the address it spends (Bitcoin Core 23+ ``getblock 3``);
 - ``outpoint``: inputs carry only the spent outpoint (bcoin, older Core), looked up in the
@@ -166,9 +166,12 @@ def timing_worker(sizes: list[int], repeat: int) -> dict[str, dict[str, float]]:
     prepared = {size: prepare(size) for size in sizes}
     tune_for_daemon()  # as `watcher run` does once its configuration is loaded
     samples: dict[tuple[int, str], list[float]] = {}
+    order = list(prepared.items())
     for round_no in range(repeat):
         for shape in ("prevout", "outpoint"):
-            for size, (index, known, make_block, _) in prepared.items():
+            # Every other round the other size goes first: whichever is timed second finds
+            # the caches in the state the first left them, and neither is favoured.
+            for size, (index, known, make_block, _) in order[:: 1 if round_no % 2 else -1]:
                 txs = make_block(shape == "prevout", round_no)
                 t0 = time.process_time()
                 index.match_all(txs, known)

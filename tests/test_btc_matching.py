@@ -115,3 +115,36 @@ def test_a_large_watch_list_matches_exactly_like_a_small_one() -> None:
     for payment in payments:
         assert summary(large.match(payment)) == summary(small.match(payment))
     assert [t.txid for t, _ in large.match_all(payments)] == ["t1"]
+
+
+def test_subscriptions_sharing_addresses_with_the_largest_match_in_configuration_order() -> None:
+    """Only addresses some smaller subscription watches are stored apart from the largest's."""
+    small_first = sub("a-small", ALICE, CAROL)
+    largest = sub("b-largest", ALICE, BOB, "bcrt1qdave", "bcrt1qerin")
+    empty = sub("c-empty")
+    small_last = sub("d-small", BOB, ALICE)
+    index = BtcAddressIndex([small_first, largest, empty, small_last])
+    assert len(index) == 5
+    payment = tx(
+        "t7",
+        [BtcTxIn("p", 0, "bcrt1qerin", 20)],
+        [(ALICE, 3), (BOB, 2), (CAROL, 1), ("bcrt1qdave", 4), (STRANGER, 9)],
+    )
+    found = [(m.address, m.direction, m.subscription.id) for m in index.match(payment)]
+    assert found == [
+        (ALICE, Direction.IN, "a-small"),
+        (ALICE, Direction.IN, "b-largest"),
+        (ALICE, Direction.IN, "d-small"),
+        (BOB, Direction.IN, "b-largest"),
+        (BOB, Direction.IN, "d-small"),
+        (CAROL, Direction.IN, "a-small"),
+        ("bcrt1qdave", Direction.IN, "b-largest"),
+        ("bcrt1qerin", Direction.OUT, "b-largest"),
+    ]
+
+
+def test_an_index_without_subscriptions_matches_nothing() -> None:
+    index = BtcAddressIndex([])
+    assert len(index) == 0
+    assert ALICE not in index
+    assert index.match(tx("t8", [BtcTxIn("p", 0, ALICE, 1)], [(ALICE, 1)])) == []

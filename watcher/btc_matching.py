@@ -11,10 +11,14 @@ addresses: a set probe for an absent key touches one cache line, where a diction
 two (its index, then its entry), which made a dictionary-only index twice as slow with a
 million addresses as with ten thousand. With a million, even that one line is a memory
 access (the set's table is 32 MB), so large watch lists are asked through a Bloom filter
-first, small enough to stay in the CPU caches. The dictionary from address to subscriptions is only
-consulted for the few addresses that match. All addresses watched by the same subscriptions
-share one tuple, and no per-address temporary is built, so memory stays at the set, the
-dictionary and the (shared) strings.
+first, small enough to stay in the CPU caches.
+
+Which subscriptions watch a matched address is asked only for the few addresses that match.
+A large watch list is nearly always one subscription's (an exchange's deposit addresses), so
+the addresses watched by the largest subscription alone are not stored a second time: a
+dictionary holds only the addresses some other subscription watches, and every other
+watched address answers with the largest subscription. Memory stays at the set, that
+(usually small) dictionary and the strings, which are the subscriptions' own.
 """
 
 from __future__ import annotations
@@ -65,30 +69,26 @@ class BtcMatch:
 class BtcAddressIndex:
     """Watched address -> the subscriptions watching it, for one chain."""
 
-    __slots__ = ("_by_address", "_maybe", "_watched")
+    __slots__ = ("_largest", "_maybe", "_others", "_watched")
 
     def __init__(self, subscriptions: Iterable[Subscription]) -> None:
-        by_address: dict[str, tuple[Subscription, ...]] = {}
-        shared: dict[tuple[str, ...], tuple[Subscription, ...]] = {}
-        for sub in subscriptions:
-            alone = shared.setdefault((sub.id,), (sub,))
-            for address in sub.addresses:
-                current = by_address.get(address)
-                if current is None:
-                    by_address[address] = alone
-                else:
-                    subs = (*current, sub)
-                    by_address[address] = shared.setdefault(tuple(s.id for s in subs), subs)
-        self._by_address = by_address
-        self._watched = frozenset(by_address)
+        subs = list(subscriptions)
+        largest = max(subs, key=lambda s: len(s.addresses), default=None)
+        self._largest: tuple[Subscription, ...] = () if largest is None else (largest,)
+        self._others = _watched_by_others(subs, largest)
+        # frozenset() of a frozenset is that frozenset: one big watch list is not copied
+        watched = frozenset(largest.addresses if largest is not None else ())
+        if not watched.issuperset(self._others):
+            watched = watched.union(self._others)
+        self._watched = watched
         self._maybe: Container[str] = self._watched
-        if len(by_address) >= PREFILTER_FROM:
-            bloom = Bloom(len(by_address), PREFILTER_FALSE_POSITIVES)
-            bloom.update(by_address)
+        if len(self._watched) >= PREFILTER_FROM:
+            bloom = Bloom(len(self._watched), PREFILTER_FALSE_POSITIVES)
+            bloom.update(self._watched)
             self._maybe = bloom
 
     def __len__(self) -> int:
-        return len(self._by_address)
+        return len(self._watched)
 
     def __contains__(self, address: object) -> bool:
         return address in self._maybe and address in self._watched
@@ -136,7 +136,7 @@ class BtcAddressIndex:
         return [
             BtcMatch(sub, address, direction, total, tuple(outpoints))
             for address, (total, outpoints) in totals.items()
-            for sub in self._by_address[address]
+            for sub in self._others.get(address, self._largest)
         ]
 
     def match_all(
@@ -153,8 +153,30 @@ class BtcAddressIndex:
             matches = self.match(tx, known, seen)
             if matches:
                 out.append((tx, matches))
-                if any(m.direction is Direction.IN for m in matches):
-                    for o in tx.outputs:
-                        if o.address is not None and o.address in self:
-                            seen[(tx.txid, o.n)] = o
+                received = {
+                    n for m in matches if m.direction is Direction.IN for _, n in m.outpoints
+                }
+                for o in tx.outputs:
+                    if o.n in received:
+                        seen[(tx.txid, o.n)] = o
         return out
+
+
+def _watched_by_others(
+    subscriptions: list[Subscription], largest: Subscription | None
+) -> dict[str, tuple[Subscription, ...]]:
+    """Address -> the subscriptions watching it (in their order), for every address that a
+    subscription other than ``largest`` watches. Equal tuples are one object."""
+    others = {a for sub in subscriptions if sub is not largest for a in sub.addresses}
+    by_address: dict[str, tuple[Subscription, ...]] = {}
+    shared: dict[tuple[str, ...], tuple[Subscription, ...]] = {}
+    for sub in subscriptions:
+        alone = shared.setdefault((sub.id,), (sub,))
+        for address in others & sub.addresses if sub is largest else sub.addresses:
+            current = by_address.get(address)
+            if current is None:
+                by_address[address] = alone
+            else:
+                subs = (*current, sub)
+                by_address[address] = shared.setdefault(tuple(s.id for s in subs), subs)
+    return by_address
