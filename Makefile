@@ -17,7 +17,7 @@ export WATCHER_BSV_BITCOIND := $(abspath $(BSV_BITCOIND))
 
 setup: $(STAMP) $(NODE_STAMP) $(BSV_BITCOIND)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py watcher/_address_filter.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -63,4 +63,4 @@ bench-delivery: setup
 	$(BIN)/python bench/delivery.py
 
 clean:
-	rm -rf $(VENV) tools/node_modules tools/bsv-* .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) tools/node_modules tools/bsv-* .mypy_cache .ruff_cache .pytest_cache build watcher/*.so

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from watcher.btc_matching import PREFILTER_FROM, BtcAddressIndex, BtcMatch
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.btc_matching import ACCELERATED, PREFILTER_FROM, BtcAddressIndex, BtcMatch
 from watcher.models import BtcTx, BtcTxIn, BtcTxOut, Direction, EventType, Subscription
 
 ALICE = "bcrt1qalice"
@@ -88,8 +92,21 @@ def test_coinbase_and_unrelated_transactions_match_nothing() -> None:
     assert index.match(tx("t6", [BtcTxIn("p", 0)], [(STRANGER, 1)])) == []
 
 
-def test_match_all_follows_a_watched_output_spent_later_in_the_same_block() -> None:
-    index = BtcAddressIndex([sub("s1", ALICE)])
+BOTH_MATCHERS = pytest.mark.parametrize(
+    "accelerated",
+    [
+        pytest.param(True, marks=pytest.mark.skipif(not ACCELERATED, reason="not built")),
+        False,
+    ],
+    ids=["accelerated", "pure"],
+)
+
+
+@BOTH_MATCHERS
+def test_match_all_follows_a_watched_output_spent_later_in_the_same_block(
+    accelerated: bool,
+) -> None:
+    index = BtcAddressIndex([sub("s1", ALICE)], accelerated=accelerated)
     deposit = tx("d", [BtcTxIn("p", 0)], [(ALICE, 5)])
     sweep = tx("s", [BtcTxIn("d", 0)], [(BOB, 4)])
     unrelated = tx("u", [BtcTxIn("x", 0)], [(STRANGER, 1)])
@@ -100,10 +117,12 @@ def test_match_all_follows_a_watched_output_spent_later_in_the_same_block() -> N
     ]
 
 
-def test_a_large_watch_list_matches_exactly_like_a_small_one() -> None:
-    """From PREFILTER_FROM addresses on a Bloom filter answers first: never a false match."""
+@BOTH_MATCHERS
+def test_a_large_watch_list_matches_exactly_like_a_small_one(accelerated: bool) -> None:
+    """A filter answers first for a large watch list: never a false match."""
     many = [f"bc1qdeposit{n:08d}" for n in range(PREFILTER_FROM)]
-    large = BtcAddressIndex([sub("big", *many, ALICE)])
+    large = BtcAddressIndex([sub("big", *many, ALICE)], accelerated=accelerated)
+    assert large.accelerated is accelerated
     small = BtcAddressIndex([sub("big", ALICE, many[-1])])
     payments = [
         tx("t1", [BtcTxIn("p", 0, ALICE, 10)], [(many[-1], 3), (BOB, 5)]),
@@ -148,3 +167,40 @@ def test_an_index_without_subscriptions_matches_nothing() -> None:
     assert len(index) == 0
     assert ALICE not in index
     assert index.match(tx("t8", [BtcTxIn("p", 0, ALICE, 1)], [(ALICE, 1)])) == []
+
+
+ADDRESSES = [ALICE, BOB, CAROL, STRANGER, "bc1qfrank", "1grace"]
+address_or_none = st.one_of(st.none(), st.sampled_from(ADDRESSES))
+
+
+@st.composite
+def blocks(draw: st.DrawFn) -> tuple[list[BtcTx], dict[tuple[str, int], BtcTxOut]]:
+    """Blocks whose inputs may or may not name their address, some spending earlier outputs
+    of the same block, with a few outpoints known to pay a watched address."""
+    txs: list[BtcTx] = []
+    for i in range(draw(st.integers(0, 40))):
+        inputs = []
+        for _ in range(draw(st.integers(0, 20))):
+            spend_earlier = bool(txs) and draw(st.booleans())
+            prev_txid = txs[draw(st.integers(0, len(txs) - 1))].txid if spend_earlier else "old"
+            address = draw(address_or_none)
+            value = None if address is None else draw(st.integers(0, 10))
+            inputs.append(BtcTxIn(prev_txid, draw(st.integers(0, 3)), address, value))
+        outputs = [(draw(address_or_none), draw(st.integers(0, 10))) for _ in range(4)]
+        txs.append(tx(f"t{i}", inputs, outputs))
+    known = {("old", n): BtcTxOut(n, draw(st.sampled_from(ADDRESSES)), 7) for n in range(2)}
+    return txs, known
+
+
+@pytest.mark.skipif(not ACCELERATED, reason="the C accelerator was not built")
+@settings(max_examples=300, deadline=None)
+@given(block=blocks(), watched=st.sets(st.sampled_from(ADDRESSES)))
+def test_the_accelerated_matcher_finds_what_the_pure_one_finds(
+    block: tuple[list[BtcTx], dict[tuple[str, int], BtcTxOut]], watched: set[str]
+) -> None:
+    """Same transactions, same matches, same order, whichever inputs name their address."""
+    txs, known = block
+    subscriptions = [sub("s1", *watched), sub("s2", *sorted(watched)[:1], CAROL)]
+    accelerated = BtcAddressIndex(subscriptions).match_all(txs, known)
+    pure = BtcAddressIndex(subscriptions, accelerated=False).match_all(txs, known)
+    assert accelerated == pure

@@ -7,33 +7,46 @@ outputs the daemon has already recorded (and :meth:`BitcoinClient.resolve_inputs
 <watcher.chains.bitcoin.BitcoinClient.resolve_inputs>` fills the rest from the node).
 
 The cost is one membership test per output and per input, whatever the number of watched
-addresses: a set probe for an absent key touches one cache line, where a dictionary touches
-two (its index, then its entry), which made a dictionary-only index twice as slow with a
-million addresses as with ten thousand. With a million, even that one line is a memory
-access (the set's table is 32 MB), so large watch lists are asked through a Bloom filter
-first, small enough to stay in the CPU caches.
+addresses. Each test is still a memory access once the watch list outgrows the CPU caches
+(a set of a million addresses has a 32 MB table), so a filter answers first and the exact
+set is asked only on a "maybe":
+
+- where the package's C accelerator (``watcher._address_filter``) was built, two blocked
+  Bloom filters over Python's own hash of the address, for every watch list. Its
+  :meth:`~watcher._address_filter.AddressFilter.candidates` walks a whole block in C and
+  fetches the filter's lines ahead of the tests, so that their memory accesses overlap;
+  the transactions it picks out are then matched here, one by one;
+- otherwise, from :data:`PREFILTER_FROM` addresses on, an ``rbloom`` Bloom filter.
 
 Which subscriptions watch a matched address is asked only for the few addresses that match.
 A large watch list is nearly always one subscription's (an exchange's deposit addresses), so
 the addresses watched by the largest subscription alone are not stored a second time: a
 dictionary holds only the addresses some other subscription watches, and every other
 watched address answers with the largest subscription. Memory stays at the set, that
-(usually small) dictionary and the strings, which are the subscriptions' own.
+(usually small) dictionary, the filters and the strings, which are the subscriptions' own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 from rbloom import Bloom
 
 from watcher.models import BtcTx, Direction, Outpoint, Subscription
 
-# From this many watched addresses on, a Bloom filter answers most membership tests: about
-# 0.6 MB per million addresses stays in the CPU caches, where the set's table (32 MB per
-# million) makes nearly every probe a memory access. The set is asked only on a "maybe".
+try:
+    from watcher._address_filter import AddressFilter
+
+    ACCELERATED = True
+except ImportError:  # built where no C compiler was found
+    ACCELERATED = False
+
+# Without the accelerator: from this many watched addresses on, an rbloom Bloom filter
+# answers most membership tests. About 0.6 MB per million addresses stays in the CPU caches
+# better than the set's table (32 MB per million), and below this size the set is faster.
 PREFILTER_FROM = 100_000
 PREFILTER_FALSE_POSITIVES = 0.1
 
@@ -69,9 +82,10 @@ class BtcMatch:
 class BtcAddressIndex:
     """Watched address -> the subscriptions watching it, for one chain."""
 
-    __slots__ = ("_largest", "_maybe", "_others", "_watched")
+    __slots__ = ("_largest", "_maybe", "_others", "_scan", "_watched")
 
-    def __init__(self, subscriptions: Iterable[Subscription]) -> None:
+    def __init__(self, subscriptions: Iterable[Subscription], *, accelerated: bool = True) -> None:
+        """``accelerated=False`` keeps to pure Python even where the C accelerator is built."""
         subs = list(subscriptions)
         largest = max(subs, key=lambda s: len(s.addresses), default=None)
         self._largest: tuple[Subscription, ...] = () if largest is None else (largest,)
@@ -81,11 +95,19 @@ class BtcAddressIndex:
         if not watched.issuperset(self._others):
             watched = watched.union(self._others)
         self._watched = watched
-        self._maybe: Container[str] = self._watched
-        if len(self._watched) >= PREFILTER_FROM:
-            bloom = Bloom(len(self._watched), PREFILTER_FALSE_POSITIVES)
-            bloom.update(self._watched)
+        self._scan: AddressFilter | None = None
+        self._maybe: Container[str] = watched
+        if accelerated and ACCELERATED:
+            self._scan = self._maybe = AddressFilter(watched)
+        elif len(watched) >= PREFILTER_FROM:
+            bloom = Bloom(len(watched), PREFILTER_FALSE_POSITIVES)
+            bloom.update(watched)
             self._maybe = bloom
+
+    @property
+    def accelerated(self) -> bool:
+        """Whether the C accelerator answers first (it was built, and not turned off)."""
+        return self._scan is not None
 
     def __len__(self) -> int:
         return len(self._watched)
@@ -139,8 +161,36 @@ class BtcAddressIndex:
             for sub in self._others.get(address, self._largest)
         ]
 
+    def matching(
+        self,
+        txs: Sequence[BtcTx],
+        known: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS,
+        seen: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS,
+    ) -> Iterator[tuple[BtcTx, list[BtcMatch]]]:
+        """The transactions of ``txs`` that touch a watched address, in order, with matches.
+
+        The same as :meth:`match` for each transaction, but with the accelerator the
+        transactions that cannot match are skipped in C. ``seen`` is read as each
+        transaction is matched, so the caller may add the watched outputs of one
+        transaction before the next is matched.
+        """
+        rest: Iterable[BtcTx] = txs
+        if self._scan is not None:
+            # Before ``stop`` every input names its address, so a transaction none of whose
+            # addresses may be watched matches nothing; from ``stop`` on, outpoints count.
+            hits, stop = self._scan.candidates(txs)
+            for i in hits:
+                matches = self.match(txs[i], known, seen)
+                if matches:
+                    yield txs[i], matches
+            rest = islice(txs, stop, None)
+        for tx in rest:
+            matches = self.match(tx, known, seen)
+            if matches:
+                yield tx, matches
+
     def match_all(
-        self, txs: Iterable[BtcTx], known: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS
+        self, txs: Sequence[BtcTx], known: Mapping[Outpoint, KnownOutput] = _NO_OUTPOINTS
     ) -> list[tuple[BtcTx, list[BtcMatch]]]:
         """The transactions of ``txs`` (in block order) that touch a watched address, with matches.
 
@@ -149,16 +199,12 @@ class BtcAddressIndex:
         """
         out: list[tuple[BtcTx, list[BtcMatch]]] = []
         seen: dict[Outpoint, KnownOutput] = {}
-        for tx in txs:
-            matches = self.match(tx, known, seen)
-            if matches:
-                out.append((tx, matches))
-                received = {
-                    n for m in matches if m.direction is Direction.IN for _, n in m.outpoints
-                }
-                for o in tx.outputs:
-                    if o.n in received:
-                        seen[(tx.txid, o.n)] = o
+        for tx, matches in self.matching(txs, known, seen):
+            out.append((tx, matches))
+            received = {n for m in matches if m.direction is Direction.IN for _, n in m.outpoints}
+            for o in tx.outputs:
+                if o.n in received:
+                    seen[(tx.txid, o.n)] = o
         return out
 
 

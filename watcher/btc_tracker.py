@@ -304,10 +304,7 @@ class BitcoinTracker:
                 found = next((o for o in outputs if o.n == outpoint[1]), None)
             return found
 
-        for tx in block.transactions:
-            matches = self._index.match(tx, known, seen)
-            if not matches:
-                continue
+        for tx, matches in self._index.matching(block.transactions, known, seen):
             shared = tx_data(tx, owner)
             self._track_outputs(block.number, tx, matches, seen, created, spent)
             for m in matches:
