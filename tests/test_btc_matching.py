@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sysconfig
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.btc_matching import ACCELERATED, PREFILTER_FROM, BtcAddressIndex, BtcMatch
 from watcher.models import BtcTx, BtcTxIn, BtcTxOut, Direction, EventType, Subscription
+
+
+def _can_build() -> bool:
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"], "Python.h")
+    return shutil.which(compiler) is not None and headers.exists()
+
+
+def test_the_accelerator_is_built_wherever_a_c_compiler_and_python_headers_are() -> None:
+    """It is optional only for machines that cannot build it, never silently missing."""
+    assert ACCELERATED or not _can_build()
+
 
 ALICE = "bcrt1qalice"
 BOB = "bcrt1qbob"

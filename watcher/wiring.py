@@ -10,8 +10,10 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import aiohttp
+import structlog
 
 from watcher.btc_addresses import Network
+from watcher.btc_matching import ACCELERATED
 from watcher.btc_tracker import BitcoinTracker
 from watcher.chain_config import BitcoinChainConfig, ChainConfig, EthereumChainConfig
 from watcher.chains.bitcoin import BitcoinClient
@@ -27,6 +29,8 @@ from watcher.store import Store, TrackerState
 from watcher.tracker import EthereumTracker
 
 AnyFollower = ChainFollower[Any, Any, Any]
+
+log = structlog.get_logger()
 
 
 def build_follower(
@@ -107,6 +111,13 @@ def _bitcoin(
     source = BitcoinSource(
         BitcoinClient(rpc), networks=allowed, watch_mempool=chain.mempool != "off"
     )
+    if not ACCELERATED:
+        log.warning(
+            "bitcoin_matching_not_accelerated",
+            chain=chain.name,
+            reason="watcher._address_filter was not built (no C compiler or Python headers)",
+            effect="every block is matched in pure Python: correct, slower",
+        )
 
     def make_tracker(state: TrackerState, current: Sequence[Subscription]) -> BitcoinTracker:
         return BitcoinTracker(
