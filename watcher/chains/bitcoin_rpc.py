@@ -16,7 +16,6 @@ time to build the reply.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from watcher.chains.jsonrpc import RequestIds, batch_replies, batch_request, request
 from watcher.errors import NodeError, NodeRpcError
 
 # Bitcoin Core's RPC error codes that callers treat as an answer rather than a failure.
@@ -69,13 +69,12 @@ class BitcoinRpc:
         self._session = session
         self._auth = auth
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._ids = itertools.count(1)
+        self._ids = RequestIds()
         self._header: str | None = None
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One call; NodeRpcError for an error reply, NodeError for anything else wrong."""
-        request = {"jsonrpc": "1.0", "id": next(self._ids), "method": method, "params": params}
-        reply = await self._post(method, request)
+        reply = await self._post(method, request("1.0", self._ids.take(), method, params))
         if not isinstance(reply, dict):
             raise NodeError(self.chain, method, "reply is not a JSON-RPC object")
         return self._result(reply, method, ())
@@ -90,24 +89,14 @@ class BitcoinRpc:
         """
         if not calls:
             return []
-        first = next(self._ids)
-        self._ids = itertools.count(first + len(calls))
-        requests = [
-            {"jsonrpc": "1.0", "id": first + i, "method": method, "params": params}
-            for i, (method, params) in enumerate(calls)
+        first = self._ids.take(len(calls))
+        replies = await self._post(calls[0][0], batch_request("1.0", first, calls))
+        return [
+            self._result(reply, method, absent)
+            for reply, (method, _) in zip(
+                batch_replies(self.chain, first, calls, replies), calls, strict=True
+            )
         ]
-        label = calls[0][0]
-        replies = await self._post(label, requests)
-        if not isinstance(replies, list) or len(replies) != len(calls):
-            raise NodeError(self.chain, label, "batch reply does not match the request")
-        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
-        results: list[Any] = []
-        for i, (method, _) in enumerate(calls):
-            reply = by_id.get(first + i)
-            if reply is None:
-                raise NodeError(self.chain, method, "batch reply is missing an id")
-            results.append(self._result(reply, method, absent))
-        return results
 
     def _result(self, reply: dict[str, Any], method: str, absent: Collection[int]) -> Any:
         error = reply.get("error")

@@ -9,7 +9,6 @@ to subscribers unchanged.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import replace
@@ -21,6 +20,7 @@ import structlog
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
+from watcher.chains.jsonrpc import RequestIds, batch_replies, batch_request, request
 from watcher.errors import NodeError
 from watcher.mempool import TxStatus
 from watcher.models import Block, BlockRef, Kind, TokenTransfer, Tx
@@ -43,7 +43,7 @@ class EthereumClient:
         self._url = rpc_url
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._ids = itertools.count(1)
+        self._ids = RequestIds()
 
     async def chain_id(self) -> int:
         """The node's EIP-155 chain id."""
@@ -182,8 +182,7 @@ class EthereumClient:
 
     async def call(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call; raises NodeError for transport, HTTP and RPC errors."""
-        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        reply = await self._post(method, request)
+        reply = await self._post(method, request("2.0", self._ids.take(), method, params))
         if not isinstance(reply, dict):
             raise NodeError(self.chain, method, "reply is not a JSON-RPC object")
         return _result(reply, self.chain, method)
@@ -192,28 +191,14 @@ class EthereumClient:
         """Several JSON-RPC calls in one HTTP request, results in the order of ``calls``."""
         if not calls:
             return []
-        first_id = next(self._ids)
-        self._ids = itertools.count(first_id + len(calls))
-        requests = [
-            {"jsonrpc": "2.0", "id": first_id + i, "method": method, "params": params}
-            for i, (method, params) in enumerate(calls)
+        first = self._ids.take(len(calls))
+        replies = await self._post(calls[0][0], batch_request("2.0", first, calls))
+        return [
+            _result(reply, self.chain, method)
+            for reply, (method, _) in zip(
+                batch_replies(self.chain, first, calls, replies), calls, strict=True
+            )
         ]
-        label = calls[0][0]
-        replies = await self._post(label, requests)
-        if not isinstance(replies, list) or len(replies) != len(calls):
-            raise NodeError(self.chain, label, "batch reply does not match the request")
-        by_id: dict[Any, Any] = {}
-        for reply in replies:
-            if not isinstance(reply, dict):
-                raise NodeError(self.chain, label, "batch reply holds a non-object")
-            by_id[reply.get("id")] = reply
-        out: list[Any] = []
-        for i, (method, _) in enumerate(calls):
-            reply = by_id.get(first_id + i)
-            if reply is None:
-                raise NodeError(self.chain, method, "batch reply is missing an id")
-            out.append(_result(reply, self.chain, method))
-        return out
 
     def _quantity(self, value: Any, method: str) -> int:
         try:
