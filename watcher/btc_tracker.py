@@ -7,22 +7,22 @@ outputs this tracker has seen created (remembered, and persisted with each block
 are spent and settled); else from the spent transaction, which the follower looks up on the
 node when :meth:`BitcoinTracker.facts_needed` asks for it.
 
-Mined, confirmed and reorged work as on every chain (:mod:`watcher.activities`). In the
-mempool, a pending transaction is replaced when another transaction, pending or mined,
-spends one of the same outpoints; it is dropped when it leaves the pool unmined for the
-grace period. When a reorg takes a block away, the watched transactions it carried are
-followed as pending again: they may come back in a block, or be dropped or replaced - by a
-double spend on the winning branch, for instance.
+Mined, confirmed and reorged work as on every chain (:mod:`watcher.chain_tracker`,
+:mod:`watcher.activities`). In the mempool, a pending transaction is replaced when another
+transaction, pending or mined, spends one of the same outpoints; it is dropped when it leaves
+the pool unmined for the grace period. When a reorg takes a block away, the watched
+transactions it carried are followed as pending again: they may come back in a block, or be
+dropped or replaced - by a double spend on the winning branch, for instance.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from watcher.activities import REORG_WINDOW, ActivityLedger
+from watcher.activities import REORG_WINDOW
 from watcher.btc_events import (
     match_fields,
     mined_data,
@@ -33,9 +33,9 @@ from watcher.btc_events import (
     tx_data,
 )
 from watcher.btc_matching import BtcAddressIndex, BtcMatch, KnownOutput
+from watcher.chain_tracker import ChainTracker, Clock
 from watcher.conditions import evaluate
-from watcher.events import block_data, block_event
-from watcher.mempool import PoolTracker, TxStatus
+from watcher.mempool import TxStatus
 from watcher.models import (
     MEMPOOL_EVENTS,
     Activity,
@@ -57,7 +57,6 @@ from watcher.models import (
 )
 from watcher.protocols import PoolSnapshot
 
-Clock = Callable[[], float]
 # The outputs of a looked-up transaction, by its txid: the facts this tracker asks for.
 ParentOutputs = Mapping[str, Sequence[BtcTxOut]]
 # A reorg puts mined transactions back among the pending ones for the subscriptions that
@@ -175,8 +174,10 @@ class WatchedOutputs:
                 self.unspent.pop(outpoint, None)
 
 
-class BitcoinTracker:
+class BitcoinTracker(ChainTracker[BtcTx]):
     """Turns one Bitcoin-family chain's blocks and mempool into events for its subscriptions."""
+
+    _index: BtcAddressIndex
 
     def __init__(
         self,
@@ -190,51 +191,25 @@ class BitcoinTracker:
         clock: Clock = time.time,
         dropped_grace_s: float = 60.0,
     ) -> None:
-        self.chain = chain
-        self._set_subscriptions(subscriptions)
-        self._clock = clock
-        self._ledger = ActivityLedger(
+        super().__init__(
             chain,
-            self._subs,
+            subscriptions,
             recent_blocks=recent_blocks,
             activities=activities,
+            pending=pending,
+            clock=clock,
+            dropped_grace_s=dropped_grace_s,
             remember_for=_REMEMBER_FOR,
         )
         self._outputs = WatchedOutputs(outputs)
-        self.pool: PoolTracker[BtcTx] = PoolTracker(
-            chain, self._subs, pending=pending, grace_s=dropped_grace_s
-        )
 
-    def _set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
-        subs = [s for s in subscriptions if s.chain == self.chain]
-        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
-        self._index = BtcAddressIndex(subs)
-        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
-
-    def replace_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
-        """Match from now on against ``subscriptions``, keeping everything already tracked."""
-        self._set_subscriptions(subscriptions)
-        self._ledger.replace_subscriptions(self._subs)
-        self.pool.replace_subscriptions(self._subs)
-
-    @property
-    def watched_addresses(self) -> int:
-        """How many distinct addresses this chain's subscriptions watch."""
-        return len(self._index)
+    def _index_subscriptions(self, subscriptions: list[Subscription]) -> None:
+        self._index = BtcAddressIndex(subscriptions)
 
     @property
     def watched_outputs(self) -> int:
         """How many unspent watched outputs are remembered."""
         return len(self._outputs)
-
-    @property
-    def awaiting_confirmation(self) -> int:
-        """How many mined activities still wait for their confirmation depth."""
-        return self._ledger.awaiting_confirmation
-
-    def recent_blocks(self) -> list[BlockRef]:
-        """The remembered canonical blocks, oldest first."""
-        return self._ledger.recent_blocks()
 
     # --- what to look up ------------------------------------------------------------------
 
@@ -285,13 +260,7 @@ class BitcoinTracker:
         rules = BitcoinPoolRules(self.chain, self._index, known, {})
         events, pool_removed = self.pool.on_block(block.transactions, rules, now)
         changed: list[Activity] = []
-        if self._block_subs:
-            fields = block_data(block)
-            events.extend(
-                block_event(self.chain, sub.id, block, now)
-                for sub in self._block_subs
-                if evaluate(sub.condition, fields)
-            )
+        events.extend(self._block_events(block, now))
         facts = facts or {}
         seen = self._watched_parents(facts)
         created: dict[Outpoint, WatchedOutput] = {}
@@ -349,10 +318,6 @@ class BitcoinTracker:
                     spent.append(outpoint)
 
     # --- reorgs ---------------------------------------------------------------------------
-
-    def find_ancestor(self, node_hashes: Mapping[int, str]) -> BlockRef | None:
-        """The newest remembered block the node still has at the same height, if any."""
-        return self._ledger.find_ancestor(node_hashes)
 
     def rewind(self, ancestor: BlockRef) -> RewindOutcome:
         """Forget every block above ``ancestor``: ``tx.reorged``, and its payments pending again."""

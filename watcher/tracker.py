@@ -9,34 +9,31 @@ common ancestor, reporting ``tx.reorged`` for everything it had said about the l
 Everything it remembers (recent block hashes, activities awaiting confirmation or still
 inside the reorg window, pending transactions) is also written to the store with the events
 that changed it, so a restarted tracker picks up exactly where the last one stopped. The
-parts every chain shares live in :mod:`watcher.activities` and :mod:`watcher.mempool`.
+parts every chain shares live in :mod:`watcher.chain_tracker`, :mod:`watcher.activities` and
+:mod:`watcher.mempool`.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 
-from watcher.activities import ActivityLedger
+from watcher.chain_tracker import ChainTracker
 from watcher.conditions import evaluate
 from watcher.events import (
-    block_data,
-    block_event,
     native_data,
     pool_data,
     pool_match_fields,
     transfer_data,
 )
 from watcher.matching import AddressIndex
-from watcher.mempool import PoolTracker, TxStatus
+from watcher.mempool import TxStatus
 from watcher.models import (
     MEMPOOL_EVENTS,
     Activity,
     Block,
     BlockOutcome,
     BlockRef,
-    EventType,
     PendingTx,
     PoolMatch,
     PoolOutcome,
@@ -45,8 +42,6 @@ from watcher.models import (
     Tx,
 )
 from watcher.protocols import PoolSnapshot
-
-Clock = Callable[[], float]
 
 
 class EthereumPoolRules:
@@ -82,63 +77,15 @@ class EthereumPoolRules:
         return PendingTx(self._chain, tx.hash, conflicts, data, now, None, tuple(matches))
 
 
-class EthereumTracker:
+class EthereumTracker(ChainTracker[Tx]):
     """Turns one Ethereum chain's blocks and mempool into events for its subscriptions."""
 
-    def __init__(
-        self,
-        chain: str,
-        subscriptions: Iterable[Subscription],
-        *,
-        recent_blocks: Iterable[BlockRef] = (),
-        activities: Iterable[Activity] = (),
-        pending: Iterable[PendingTx] = (),
-        clock: Clock = time.time,
-        dropped_grace_s: float = 60.0,
-    ) -> None:
-        self.chain = chain
-        self._set_subscriptions(subscriptions)
-        self._clock = clock
-        self._ledger = ActivityLedger(
-            chain, self._subs, recent_blocks=recent_blocks, activities=activities
-        )
-        self._rules = EthereumPoolRules(chain, self._index)
-        self.pool: PoolTracker[Tx] = PoolTracker(
-            chain, self._subs, pending=pending, grace_s=dropped_grace_s
-        )
+    _index: AddressIndex
 
-    def _set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
-        subs = [s for s in subscriptions if s.chain == self.chain]
-        self._subs: dict[str, Subscription] = {s.id: s for s in subs}
-        self._index = AddressIndex(subs)
-        self._block_subs = tuple(s for s in subs if EventType.BLOCK_MINED in s.events)
-        self.wants_transfers = any(s.wants_transfers for s in subs)
-
-    def replace_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
-        """Match from now on against ``subscriptions``, keeping everything already tracked.
-
-        Mined activities keep the confirmation height they were given; those of a removed
-        subscription, or of one that no longer wants ``tx.confirmed``, are settled silently
-        when they come due. Pending transactions of a removed subscription produce nothing.
-        """
-        self._set_subscriptions(subscriptions)
-        self._ledger.replace_subscriptions(self._subs)
+    def _index_subscriptions(self, subscriptions: list[Subscription]) -> None:
+        self._index = AddressIndex(subscriptions)
         self._rules = EthereumPoolRules(self.chain, self._index)
-        self.pool.replace_subscriptions(self._subs)
-
-    @property
-    def watched_addresses(self) -> int:
-        """How many distinct addresses this chain's subscriptions watch."""
-        return len(self._index)
-
-    @property
-    def awaiting_confirmation(self) -> int:
-        """How many mined activities still wait for their confirmation depth."""
-        return self._ledger.awaiting_confirmation
-
-    def recent_blocks(self) -> list[BlockRef]:
-        """The remembered canonical blocks, oldest first."""
-        return self._ledger.recent_blocks()
+        self.wants_transfers = any(s.wants_transfers for s in subscriptions)
 
     # --- blocks ---------------------------------------------------------------------------
 
@@ -162,13 +109,7 @@ class EthereumTracker:
         now = self._clock()
         events, pool_removed = self.pool.on_block(block.transactions, self._rules, now)
         changed: list[Activity] = []
-        if self._block_subs:
-            fields = block_data(block)
-            events.extend(
-                block_event(self.chain, sub.id, block, now)
-                for sub in self._block_subs
-                if evaluate(sub.condition, fields)
-            )
+        events.extend(self._block_events(block, now))
         ledger = self._ledger
         index = self._index
         watched = index.watched  # a membership test first: 99% of transactions stop here
@@ -193,10 +134,6 @@ class EthereumTracker:
         )
 
     # --- reorgs ---------------------------------------------------------------------------
-
-    def find_ancestor(self, node_hashes: Mapping[int, str]) -> BlockRef | None:
-        """The newest remembered block the node still has at the same height, if any."""
-        return self._ledger.find_ancestor(node_hashes)
 
     def rewind(self, ancestor: BlockRef) -> RewindOutcome:
         """Forget every block above ``ancestor``; ``tx.reorged`` for what was said about them."""
