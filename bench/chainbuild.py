@@ -42,13 +42,7 @@ import aiohttp
 import orjson
 from eth_utils.crypto import keccak
 
-from watcher.devchain import (
-    Anvil,
-    DevChainError,
-    free_port,
-    transfer_call,
-    transfer_emitter_code,
-)
+from watcher.devchain import Anvil, transfer_call, transfer_emitter_code
 
 CACHE_FORMAT = 3
 CHAIN_ID = 31337
@@ -119,32 +113,17 @@ class CachedChain:
 
 
 class BenchAnvil(Anvil):
-    """:class:`Anvil` with extra command-line arguments (``--load-state``, ``--prune-history``).
+    """:class:`Anvil` with extra command-line arguments (``--load-state``, ``--prune-history``)."""
 
-    A copy of :meth:`Anvil.start`: the product class has no hook for extra arguments.
-    """
+    _state_dir_prefix = "watcher-bench-anvil-"
+    _stderr = asyncio.subprocess.DEVNULL
 
     def __init__(self, binary: str, extra_args: Sequence[str] = ()) -> None:
         super().__init__(binary, chain_id=CHAIN_ID)
         self.extra_args = tuple(extra_args)
 
-    async def start(self) -> None:
-        self._state_dir = tempfile.mkdtemp(prefix="watcher-bench-anvil-")
-        self._session = aiohttp.ClientSession()
-        for _ in range(5):
-            self.port = free_port()
-            self._process = await asyncio.create_subprocess_exec(
-                self.binary,
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-                *("--chain-id", str(self.chain_id), "--no-mining", "--quiet"),
-                *("--cache-path", self._state_dir, *self.extra_args),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-            if await self._wait_ready():
-                return
-        await self.stop()
-        raise DevChainError("anvil did not start")
+    def _arguments(self) -> list[str]:
+        return [*super()._arguments(), *self.extra_args]
 
 
 async def rpc_batch(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from watcher.devchain import free_port, stop_process
+from watcher.node_process import NodeProcess, free_port
 
 CHAIN_ID = 31337
-STARTUP_TIMEOUT_S = 60.0
 
 Reply = Callable[[list[Any]], bytes]
 # A recorded log: its first topic (None without topics) and its JSON.
@@ -142,54 +140,54 @@ def make_app(node: RecordedNode) -> web.Application:
     return app
 
 
-class ReplayServer:
-    """The replay node in a child process, for ``async with``; stopped on exit."""
+class ReplayServer(NodeProcess):
+    """The replay node in a child process, for ``async with``; stopped on exit.
+
+    Started once, without retries: it loads the whole recorded chain before it listens.
+    """
+
+    startup_timeout_s = 60.0
+    start_attempts = 1
+    poll_interval_s = 0.05
+    not_ready_errors = (aiohttp.ClientError,)
 
     def __init__(self, blocks_path: Path, logs_path: Path) -> None:
+        super().__init__()
         self.blocks_path = blocks_path
         self.logs_path = logs_path
         self.port = 0
-        self._process: asyncio.subprocess.Process | None = None
+        self._session: aiohttp.ClientSession | None = None  # only while starting
 
     @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> ReplayServer:
+    async def start(self) -> None:
+        """Start the server on a free port and wait until it answers ``eth_chainId``."""
+        self._session = aiohttp.ClientSession()
         try:
-            await self._start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
+            await super().start()
+        finally:
+            await self._session.close()
+            self._session = None
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def _start(self) -> None:
+    async def _spawn(self) -> asyncio.subprocess.Process:
         self.port = free_port()
-        self._process = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             sys.executable, __file__, str(self.blocks_path), str(self.logs_path), str(self.port)
         )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                if self._process.returncode is not None:
-                    raise RuntimeError(f"replay server exited with {self._process.returncode}")
-                try:
-                    async with session.post(
-                        self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
-                    ) as response:
-                        await response.read()
-                    return
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)  # poll until it listens
-        raise RuntimeError("replay server did not start")
 
-    async def stop(self) -> None:
-        """Stop the child process (SIGTERM, then SIGKILL after 5 s)."""
-        process, self._process = self._process, None
-        await stop_process(process)
+    async def _ready(self) -> None:
+        assert self._session is not None
+        async with self._session.post(
+            self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
+        ) as response:
+            await response.read()
+
+    def _start_error(self, exit_code: int | None) -> Exception:
+        if exit_code is not None:
+            return RuntimeError(f"replay server exited with {exit_code}")
+        return RuntimeError("replay server did not start")
 
 
 def main(argv: list[str]) -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,8 +20,9 @@ import orjson
 
 from watcher.chains.ethereum import TRANSFER_TOPIC
 from watcher.errors import WatcherError
+from watcher.node_process import NodeProcess
+from watcher.node_process import free_port as free_port  # the demo, tests and bench use it
 
-STARTUP_TIMEOUT_S = 20.0
 REPO_ANVIL = (
     Path(__file__).resolve().parent.parent
     / "tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -45,27 +44,13 @@ def find_anvil(explicit: str | None = None) -> str:
     raise DevChainError("anvil not found: run `make setup`, or pass --anvil / set WATCHER_ANVIL")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def stop_process(process: asyncio.subprocess.Process | None, timeout_s: float = 5.0) -> None:
-    """SIGTERM ``process`` and wait for it; SIGKILL it if it is not gone within ``timeout_s``."""
-    if process is None or process.returncode is not None:
-        return
-    process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), timeout=timeout_s)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-
-
-class Anvil:
+class Anvil(NodeProcess):
     """One anvil process on loopback with its own state folder."""
+
+    not_ready_errors = (aiohttp.ClientError, OSError)
+    # The state folder's name prefix and where anvil's stderr goes; subclasses may change both.
+    _state_dir_prefix = "watcher-anvil-"
+    _stderr = asyncio.subprocess.PIPE
 
     def __init__(
         self,
@@ -76,6 +61,7 @@ class Anvil:
         port: int | None = None,
         state_path: Path | None = None,
     ) -> None:
+        super().__init__()
         self.binary = binary
         # With a state file the chain (blocks included) survives a stop and a start.
         self.state_path = state_path
@@ -83,7 +69,6 @@ class Anvil:
         self.chain_id = chain_id
         self._fixed_port = port
         self.port = port or 0
-        self._process: asyncio.subprocess.Process | None = None
         self._state_dir: str | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -91,68 +76,52 @@ class Anvil:
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> Anvil:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         """Start anvil on a free port and wait until it answers ``eth_chainId``."""
-        self._state_dir = tempfile.mkdtemp(prefix="watcher-anvil-")
+        self._state_dir = tempfile.mkdtemp(prefix=self._state_dir_prefix)
         self._session = aiohttp.ClientSession()
-        for _ in range(5):
-            self.port = self._fixed_port or free_port()
-            args = [
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--chain-id",
-                str(self.chain_id),
-                "--quiet",
-                "--cache-path",
-                self._state_dir,
-            ]
-            if self.state_path is not None:
-                args += ["--state", str(self.state_path)]
-            if self.block_time_s is None:
-                args.append("--no-mining")
-            else:
-                args += ["--block-time", str(self.block_time_s)]
-            self._process = await asyncio.create_subprocess_exec(
-                self.binary,
-                *args,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            if await self._wait_ready():
-                return
-        await self.stop()
-        raise DevChainError("anvil did not start")
+        await super().start()
 
-    async def _wait_ready(self) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.returncode is not None:
-                return False  # most likely the port was taken; the caller tries another
-            try:
-                await self.rpc("eth_chainId")
-                return True
-            except (aiohttp.ClientError, OSError):
-                await asyncio.sleep(0.02)  # poll
-        return False
+    def _arguments(self) -> list[str]:
+        """anvil's command-line arguments for this attempt's port."""
+        assert self._state_dir is not None
+        args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+            "--quiet",
+            "--cache-path",
+            self._state_dir,
+        ]
+        if self.state_path is not None:
+            args += ["--state", str(self.state_path)]
+        if self.block_time_s is None:
+            args.append("--no-mining")
+        else:
+            args += ["--block-time", str(self.block_time_s)]
+        return args
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        self.port = self._fixed_port or free_port()
+        return await asyncio.create_subprocess_exec(
+            self.binary,
+            *self._arguments(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+
+    async def _ready(self) -> None:
+        await self.rpc("eth_chainId")
+
+    def _start_error(self, exit_code: int | None) -> Exception:
+        return DevChainError("anvil did not start")
 
     async def stop(self) -> None:
         """Stop the process and remove its state folder."""
-        process, self._process = self._process, None
-        await stop_process(process)
+        await super().stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -15,19 +15,17 @@ import os
 import secrets
 import shutil
 import tempfile
-import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 
 from watcher.chains.bitcoin_rpc import BitcoinRpc, CookieAuth, PasswordAuth, RpcAuth
-from watcher.devchain import DevChainError, free_port, stop_process
+from watcher.devchain import DevChainError
 from watcher.errors import NodeError
+from watcher.node_process import NodeProcess, free_port
 
-STARTUP_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 5.0
 REPO = Path(__file__).resolve().parent.parent
 BCOIN_LAUNCHER = REPO / "tools/bcoin-launcher.js"
 
@@ -53,16 +51,17 @@ def find_bcoin_launcher() -> tuple[str, str]:
     return node, str(BCOIN_LAUNCHER)
 
 
-class RegtestNode:
-    """Process management shared by both nodes: ports, temp folder, readiness, stopping."""
+class RegtestNode(NodeProcess):
+    """What both nodes share: ports, temp folder, RPC clients, readiness, stopping."""
 
     chain = "regtest"
+    not_ready_errors = (NodeError,)
 
     def __init__(self) -> None:
+        super().__init__()
         self.rpc_port = 0
         self.password = secrets.token_hex(16)
         self.datadir: Path | None = None
-        self._process: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
         self._rpc: BitcoinRpc | None = None
 
@@ -90,17 +89,6 @@ class RegtestNode:
             raise DevChainError("node is not running")
         return self._session
 
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     def _command(self) -> list[str]:
         raise NotImplementedError
 
@@ -114,33 +102,22 @@ class RegtestNode:
         """Start on free ports and wait until the node answers RPC."""
         self.datadir = Path(tempfile.mkdtemp(prefix=f"watcher-{type(self).__name__.lower()}-"))
         self._session = aiohttp.ClientSession()
-        for _ in range(5):
-            self._pick_ports()
-            self._rpc = BitcoinRpc(self.chain, self.rpc_url, self._session, self.auth, 5.0)
-            command = self._command()
-            with (self.datadir / "console.log").open("ab") as log:
-                self._process = await asyncio.create_subprocess_exec(
-                    *command, stdout=log, stderr=asyncio.subprocess.STDOUT
-                )
-            if await self._wait_ready():
-                return
-            await self._terminate()
-        log_tail = (self.datadir / "console.log").read_text(errors="replace")[-2000:]
-        await self.stop()
-        raise DevChainError(f"{type(self).__name__} did not start:\n{log_tail}")
+        await super().start()
 
-    async def _wait_ready(self) -> bool:
-        assert self._process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.returncode is not None:
-                return False  # most likely a port was taken; the caller tries others
-            try:
-                await self._ready()
-                return True
-            except NodeError:
-                await asyncio.sleep(0.02)  # poll
-        return False
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        assert self.datadir is not None
+        self._pick_ports()
+        self._rpc = BitcoinRpc(self.chain, self.rpc_url, self.session, self.auth, 5.0)
+        command = self._command()
+        with (self.datadir / "console.log").open("ab") as log:
+            return await asyncio.create_subprocess_exec(
+                *command, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+
+    def _start_error(self, exit_code: int | None) -> Exception:
+        assert self.datadir is not None
+        log_tail = (self.datadir / "console.log").read_text(errors="replace")[-2000:]
+        return DevChainError(f"{type(self).__name__} did not start:\n{log_tail}")
 
     async def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL) and remove its folder.
@@ -151,14 +128,10 @@ class RegtestNode:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self._terminate()
+        await super().stop()
         if self.datadir is not None:
             shutil.rmtree(self.datadir, ignore_errors=True)
             self.datadir = None
-
-    async def _terminate(self) -> None:
-        process, self._process = self._process, None
-        await stop_process(process, STOP_TIMEOUT_S)
 
     async def new_address(self) -> str:
         """A fresh address of the node's wallet."""
