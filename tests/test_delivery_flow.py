@@ -9,6 +9,7 @@ from tests.conftest import wait_until
 from tests.delivery_kit import FakeClock, Hang, Reply, outbox, scripted, subscription
 from watcher.models import RetryPolicy
 from watcher.scheduling import Quota
+from watcher.store import SQLiteStore
 
 
 async def test_410_disables_the_subscription_and_enabling_delivers_the_backlog(
@@ -171,7 +172,7 @@ async def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_res
         sub = subscription(receiver.url())
         async with outbox(tmp_path, [sub]) as box:
             (event_id,) = await box.add_events("sub")
-            _, (job,) = await box.store.record_and_claim(
+            _, (job,), _ = await box.store.record_and_claim(
                 (), box.clock(), {"sub": Quota(1, False)}, 1, 3600
             )
             assert job.event_id == event_id
@@ -179,6 +180,43 @@ async def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_res
             assert await box.store.release_leases() == 1  # what the daemon does at start-up
             assert await box.worker.run_once() == 1
     assert [r.headers["webhook-id"] for r in receiver.requests] == [event_id]
+
+
+async def test_a_subscription_disabled_from_another_process_gets_no_more_of_its_claimed_backlog(
+    tmp_path: Path,
+) -> None:
+    """As `watcher subscriptions disable` does: only the store is told, by its own connection.
+
+    The running worker finds out at its next cycle (one poll interval at most) and gives
+    back what it had claimed ahead; the request already in flight finishes.
+    """
+    async with scripted(Hang(1.0), Reply(204)) as receiver:
+        sub = subscription(receiver.url(), endpoint_concurrency=1)
+        async with outbox(tmp_path, [sub], poll_interval_s=0.05) as box:
+            await box.add_events("sub", 5)
+            stop = asyncio.Event()
+            run = asyncio.create_task(box.worker.run(stop))
+            try:
+                await wait_until(lambda: receiver.in_flight == 1, what="the first request")
+                operator = await SQLiteStore.open(tmp_path / "outbox.db")
+                try:
+                    assert await operator.set_subscription_status("sub", "disabled", "test", 0.0)
+                finally:
+                    await operator.close()
+
+                async def given_back() -> bool:
+                    return sum(r.leased for r in await box.rows()) == 1  # the one in flight
+
+                await wait_until(given_back, what="the claimed-ahead deliveries given back")
+                assert receiver.in_flight == 1
+                await wait_until(lambda: receiver.in_flight == 0, what="the first to end")
+            finally:
+                stop.set()
+                await run
+            rows = await box.rows()
+    assert len(receiver.requests) == 1
+    assert [r.status for r in rows] == ["succeeded"] + ["pending"] * 4
+    assert not any(r.leased for r in rows)
 
 
 async def test_deliveries_claimed_ahead_are_not_sent_after_a_410(tmp_path: Path) -> None:

@@ -162,8 +162,15 @@ class DeliveryWorker:
         quotas = self._slots.quotas(now, ahead=True)
         limit = self._slots.claimable
         wanted = min(limit, sum(q.limit for q in quotas.values()))
-        failing, jobs = await self._store.record_and_claim(batch, now, quotas, limit, self._lease_s)
+        waiting = {job.subscription_id for job in self._ready}
+        failing, jobs, not_active = await self._store.record_and_claim(
+            batch, now, quotas, limit, self._lease_s, waiting
+        )
         await self._recorded(batch, failing, now)
+        for subscription_id in not_active:
+            # disabled from another process (the CLI), which cannot call hold_back
+            log.info("subscription_held_back", subscription=subscription_id)
+            self._give_back(subscription_id)
         for job in jobs:
             if job.subscription_id in self._subs:
                 self._slots.reserve(job.subscription_id)

@@ -19,6 +19,7 @@ from watcher.store.protocol import Store
 from watcher.store.records import (
     AttemptRecord,
     ChainState,
+    Claimed,
     CursorConflictError,
     DeliveryRecord,
     FinishedAttempt,
@@ -31,6 +32,7 @@ from watcher.store.sqlite import SQLiteStore
 __all__ = [
     "AttemptRecord",
     "ChainState",
+    "Claimed",
     "CursorConflictError",
     "DeliveryRecord",
     "FinishedAttempt",

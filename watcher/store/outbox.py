@@ -9,7 +9,7 @@ restart picks them up where they were.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,14 @@ from watcher.policy import DeliveryStatus, SubscriptionHealth
 from watcher.scheduling import Quota
 from watcher.store.connection import SQLiteBase
 from watcher.store.packing import _pack
-from watcher.store.records import FinishedAttempt
-from watcher.store.statements import _CLAIM, _INSERT_ATTEMPTS, _UPDATE_ATTEMPTED, _UPDATE_HEALTH
+from watcher.store.records import Claimed, FinishedAttempt
+from watcher.store.statements import (
+    _CLAIM,
+    _INSERT_ATTEMPTS,
+    _NOT_ACTIVE,
+    _UPDATE_ATTEMPTED,
+    _UPDATE_HEALTH,
+)
 from watcher.store.subscriptions import _health
 
 
@@ -35,7 +41,8 @@ class OutboxStore(SQLiteBase):
         quotas: Mapping[str, Quota],
         limit: int,
         lease_s: float,
-    ) -> tuple[list[SubscriptionHealth], list[DeliveryJob]]:
+        waiting: Collection[str] = (),
+    ) -> Claimed:
         """:meth:`record_attempts`, then lease up to ``limit`` due deliveries of active
         subscriptions, each within its quota: one transaction, one trip to the store's thread.
 
@@ -44,22 +51,33 @@ class OutboxStore(SQLiteBase):
         deliveries to the others. For an ordered subscription only its oldest pending
         delivery is eligible, and only while it is not leased.
 
+        ``waiting`` are the subscriptions of the deliveries the worker leased earlier and has
+        not sent yet; those that are no longer active (disabled by ``watcher subscriptions
+        disable``, from another process) are named in the result, so that the worker gives
+        their deliveries back.
+
         This is the delivery worker's cycle: a trip to the store's thread waits for the event
         loop, which is busy with requests, so one trip instead of two keeps the slots full.
         Recording first lets an ordered subscription's next delivery go in the same cycle.
         """
         record = self._attempts_writer(attempts, now) if attempts else None
         params = _claim_params(now, quotas, limit, lease_s)
-        if record is None and params is None:
-            return [], []
+        if record is None and params is None and not waiting:
+            return Claimed([], [], [])
+        waiting_json = orjson.dumps(sorted(waiting)).decode() if waiting else None
 
-        def write(db: sqlite3.Connection) -> tuple[list[SubscriptionHealth], list[Any]]:
+        def write(db: sqlite3.Connection) -> tuple[list[SubscriptionHealth], list[Any], list[str]]:
             failing = record(db) if record is not None else []
             rows = db.execute(_CLAIM, params).fetchall() if params is not None else []
-            return failing, rows
+            not_active = (
+                [r[0] for r in db.execute(_NOT_ACTIVE, {"waiting": waiting_json})]
+                if waiting_json is not None
+                else []
+            )
+            return failing, rows, not_active
 
-        failing, rows = await self._write(write)
-        return failing, _jobs(rows)
+        failing, rows, not_active = await self._write(write)
+        return Claimed(failing, _jobs(rows), not_active)
 
     async def next_due(self, now: float, subscription_ids: Sequence[str]) -> float | None:
         """When the next not-yet-due delivery of these (active) subscriptions becomes due."""

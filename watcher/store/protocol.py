@@ -7,13 +7,13 @@ server-backed store for several daemon instances can implement the same methods;
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
-from watcher.models import BlockOutcome, BlockRef, DeliveryJob, PoolOutcome, RewindOutcome
+from watcher.models import BlockOutcome, BlockRef, PoolOutcome, RewindOutcome
 from watcher.policy import SubscriptionHealth
 from watcher.scheduling import Quota
-from watcher.store.records import ChainState, FinishedAttempt, TrackerState
+from watcher.store.records import ChainState, Claimed, FinishedAttempt, TrackerState
 
 
 class Store(Protocol):
@@ -50,7 +50,8 @@ class Store(Protocol):
         quotas: Mapping[str, Quota],
         limit: int,
         lease_s: float,
-    ) -> tuple[list[SubscriptionHealth], list[DeliveryJob]]: ...
+        waiting: Collection[str] = (),
+    ) -> Claimed: ...
 
     async def set_subscription_status(
         self, subscription_id: str, status: str, reason: str | None, now: float

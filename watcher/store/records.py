@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from watcher.errors import StoreError
-from watcher.models import Activity, BlockRef, JSONObject, PendingTx, WatchedOutput
+from watcher.models import (
+    Activity,
+    BlockRef,
+    DeliveryJob,
+    JSONObject,
+    PendingTx,
+    WatchedOutput,
+)
 from watcher.policy import Decision, SubscriptionHealth
 
 
@@ -121,3 +129,14 @@ class StoredSubscription:
 
 class CursorConflictError(StoreError):
     """The chain cursor moved under us: another writer, or a stale in-memory view."""
+
+
+class Claimed(NamedTuple):
+    """What one cycle of the delivery worker got from the store."""
+
+    # subscriptions the recorded attempts changed the health of
+    failing: list[SubscriptionHealth]
+    # the deliveries leased to the worker
+    jobs: list[DeliveryJob]
+    # of the subscriptions whose deliveries the worker holds, those no longer active
+    not_active: list[str]

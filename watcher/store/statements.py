@@ -62,6 +62,13 @@ SELECT :now, {_packed_columns("event_id subscription_id body due", blobs=(2,))}
 FROM json_each(:rows)
 """  # noqa: S608
 
+# Which of the subscriptions a worker holds claimed deliveries for are no longer active: an
+# operator disabled them from another process, which cannot tell the running worker.
+_NOT_ACTIVE = (
+    "SELECT s.id FROM json_each(:waiting) w "
+    "JOIN subscriptions s ON s.id = w.value WHERE s.status != 'active'"
+)
+
 _CLAIM = """
 UPDATE deliveries SET lease_until = :lease WHERE id IN (
     WITH want AS (
