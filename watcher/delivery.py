@@ -79,6 +79,9 @@ class DeliveryWorker:
         self._given_back: list[int] = []  # claimed, not to be sent: to release
         self._finished: list[FinishedAttempt] = []
         self._started = 0
+        # When the claim next asks which waiting subscriptions were disabled elsewhere
+        # (time.monotonic(): a bound on the query's rate, not part of any schedule).
+        self._status_check_at = 0.0
         self.set_subscriptions(subscriptions)
 
     def set_subscriptions(self, subscriptions: Iterable[Subscription]) -> None:
@@ -162,9 +165,8 @@ class DeliveryWorker:
         quotas = self._slots.quotas(now, ahead=True)
         limit = self._slots.claimable
         wanted = min(limit, sum(q.limit for q in quotas.values()))
-        waiting = {job.subscription_id for job in self._ready}
         failing, jobs, not_active = await self._store.record_and_claim(
-            batch, now, quotas, limit, self._lease_s, waiting
+            batch, now, quotas, limit, self._lease_s, self._waiting_to_check()
         )
         await self._recorded(batch, failing, now)
         for subscription_id in not_active:
@@ -181,6 +183,17 @@ class DeliveryWorker:
         given_back, self._given_back = self._given_back, []
         await self._store.release(given_back)
         return not quotas or len(jobs) >= wanted
+
+    def _waiting_to_check(self) -> set[str]:
+        """The subscriptions of the claimed deliveries waiting for a slot, once a poll interval.
+
+        ``watcher subscriptions disable`` runs in another process and only tells the store;
+        asking it once a poll interval bounds both the delay and the cost of the question.
+        """
+        if not self._ready or time.monotonic() < self._status_check_at:
+            return set()
+        self._status_check_at = time.monotonic() + self._config.poll_interval_s
+        return {job.subscription_id for job in self._ready}
 
     def _start_ready(self) -> None:
         """Start the waiting deliveries the caps allow now, oldest first."""
