@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import wait_until
-from tests.delivery_kit import FakeClock, Hang, Reply, outbox, scripted, subscription
+from tests.delivery_kit import FakeClock, Hang, Outbox, Reply, outbox, scripted, subscription
 from watcher.models import RetryPolicy
 from watcher.scheduling import Quota
 from watcher.store import SQLiteStore
@@ -182,43 +185,6 @@ async def test_a_delivery_claimed_by_a_process_that_died_is_sent_again_after_res
     assert [r.headers["webhook-id"] for r in receiver.requests] == [event_id]
 
 
-async def test_a_subscription_disabled_from_another_process_gets_no_more_of_its_claimed_backlog(
-    tmp_path: Path,
-) -> None:
-    """As `watcher subscriptions disable` does: only the store is told, by its own connection.
-
-    The running worker finds out at its next cycle (one poll interval at most) and gives
-    back what it had claimed ahead; the request already in flight finishes.
-    """
-    async with scripted(Hang(1.0), Reply(204)) as receiver:
-        sub = subscription(receiver.url(), endpoint_concurrency=1)
-        async with outbox(tmp_path, [sub], poll_interval_s=0.05) as box:
-            await box.add_events("sub", 5)
-            stop = asyncio.Event()
-            run = asyncio.create_task(box.worker.run(stop))
-            try:
-                await wait_until(lambda: receiver.in_flight == 1, what="the first request")
-                operator = await SQLiteStore.open(tmp_path / "outbox.db")
-                try:
-                    assert await operator.set_subscription_status("sub", "disabled", "test", 0.0)
-                finally:
-                    await operator.close()
-
-                async def given_back() -> bool:
-                    return sum(r.leased for r in await box.rows()) == 1  # the one in flight
-
-                await wait_until(given_back, what="the claimed-ahead deliveries given back")
-                assert receiver.in_flight == 1
-                await wait_until(lambda: receiver.in_flight == 0, what="the first to end")
-            finally:
-                stop.set()
-                await run
-            rows = await box.rows()
-    assert len(receiver.requests) == 1
-    assert [r.status for r in rows] == ["succeeded"] + ["pending"] * 4
-    assert not any(r.leased for r in rows)
-
-
 async def test_deliveries_claimed_ahead_are_not_sent_after_a_410(tmp_path: Path) -> None:
     """One request at a time to the endpoint, the rest of the backlog claimed to wait."""
     clock = FakeClock()
@@ -254,9 +220,34 @@ async def test_a_backlog_wider_than_the_caps_is_sent_in_full_one_claim_ahead(
         assert all(r.attempts == 1 and not r.leased for r in rows)
 
 
-async def test_disabling_a_subscription_holds_back_what_was_claimed_ahead(tmp_path: Path) -> None:
+async def _disable_in_the_worker(box: Outbox) -> None:
     """As the admin API does: the store's status first, then the running worker is told."""
-    async with scripted(Hang(0.3), Reply(204)) as receiver:
+    assert await box.store.set_subscription_status("sub", "disabled", "test", 0.0)
+    box.worker.hold_back("sub")
+
+
+async def _disable_from_another_process(box: Outbox) -> None:
+    """As `watcher subscriptions disable` does: only the store is told, by its own connection.
+
+    The running worker finds out at its next cycle, within one poll interval.
+    """
+    operator = await SQLiteStore.open(box.store.path)
+    try:
+        assert await operator.set_subscription_status("sub", "disabled", "test", 0.0)
+    finally:
+        await operator.close()
+
+
+@pytest.mark.parametrize(
+    "disable",
+    [_disable_in_the_worker, _disable_from_another_process],
+    ids=["admin-api", "another-process"],
+)
+async def test_disabling_a_subscription_holds_back_what_was_claimed_ahead(
+    tmp_path: Path, disable: Callable[[Outbox], Awaitable[None]]
+) -> None:
+    """The request in flight finishes; what was claimed ahead goes back to the store unsent."""
+    async with scripted(Hang(1.0), Reply(204)) as receiver:
         sub = subscription(receiver.url(), endpoint_concurrency=1)
         async with outbox(tmp_path, [sub], poll_interval_s=0.05) as box:
             await box.add_events("sub", 5)
@@ -264,8 +255,13 @@ async def test_disabling_a_subscription_holds_back_what_was_claimed_ahead(tmp_pa
             run = asyncio.create_task(box.worker.run(stop))
             try:
                 await wait_until(lambda: receiver.in_flight == 1, what="the first request")
-                assert await box.store.set_subscription_status("sub", "disabled", "test", 0.0)
-                box.worker.hold_back("sub")
+                await disable(box)
+
+                async def given_back() -> bool:
+                    return sum(r.leased for r in await box.rows()) == 1  # the one in flight
+
+                await wait_until(given_back, what="the claimed-ahead deliveries given back")
+                assert receiver.in_flight == 1
                 await wait_until(lambda: receiver.in_flight == 0, what="the first to end")
             finally:
                 stop.set()
