@@ -131,11 +131,11 @@ static PyObject *AddressFilter_new(PyTypeObject *type, PyObject *args, PyObject 
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:AddressFilter", keywords, &addresses)) {
         return NULL;
     }
-    PyObject *items = PySequence_Fast(addresses, "addresses must be iterable");
+    PyObject *items = PySequence_Tuple(addresses); /* a copy: hashing may run Python code */
     if (items == NULL) {
         return NULL;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+    Py_ssize_t count = PyTuple_GET_SIZE(items);
     AddressFilter *self = (AddressFilter *)type->tp_alloc(type, 0);
     if (self == NULL) {
         Py_DECREF(items);
@@ -148,9 +148,8 @@ static PyObject *AddressFilter_new(PyTypeObject *type, PyObject *args, PyObject 
         Py_DECREF(self);
         return NULL;
     }
-    PyObject **item = PySequence_Fast_ITEMS(items);
     for (Py_ssize_t i = 0; i < count; i++) {
-        Py_hash_t h = PyObject_Hash(item[i]);
+        Py_hash_t h = PyObject_Hash(PyTuple_GET_ITEM(items, i));
         if (h == -1 && PyErr_Occurred()) {
             Py_DECREF(items);
             Py_DECREF(self);
