@@ -64,7 +64,7 @@ class OutboxStore(SQLiteBase):
         params = _claim_params(now, quotas, limit, lease_s)
         if record is None and params is None and not waiting:
             return Claimed([], [], [])
-        waiting_json = orjson.dumps(sorted(waiting)).decode() if waiting else None
+        waiting_json = orjson.dumps(list(waiting)) if waiting else None
 
         def write(db: sqlite3.Connection) -> tuple[list[SubscriptionHealth], list[Any], list[str]]:
             failing = record(db) if record is not None else []
